@@ -1,0 +1,1 @@
+"""Label-free monitors, probes and the probe runner."""

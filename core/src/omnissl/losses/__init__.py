@@ -1,0 +1,1 @@
+"""Pure loss functions on embeddings, one per file, named after the paper."""

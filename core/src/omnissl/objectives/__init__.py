@@ -1,0 +1,1 @@
+"""Domain-agnostic SSL objectives, one per file, named after the paper."""

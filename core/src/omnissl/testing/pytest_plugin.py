@@ -1,0 +1,33 @@
+"""Pytest fixtures for plugin authors (auto-registered through the ``pytest11`` entry point)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+
+import pytest
+
+from omnissl.plugins import PluginManager
+
+
+@pytest.fixture
+def plugin_manager() -> PluginManager:
+    """A fresh manager with the core's components and every installed plugin."""
+    return PluginManager()
+
+
+@pytest.fixture
+def bare_plugin_manager() -> PluginManager:
+    """A fresh manager with the core's components only (no entry points)."""
+    return PluginManager(autoload=False)
+
+
+@pytest.fixture
+def temporary_plugin(bare_plugin_manager: PluginManager) -> Iterator[Callable[[object, str], PluginManager]]:
+    """Register an in-process plugin object on a fresh core-only manager: ``temporary_plugin(obj, "name")``."""
+
+    def register(plugin: object, name: str) -> PluginManager:
+        bare_plugin_manager.register(plugin, name=name)
+        bare_plugin_manager.check_pending()
+        return bare_plugin_manager
+
+    yield register

@@ -1,0 +1,1 @@
+"""omnissl plugin package."""
