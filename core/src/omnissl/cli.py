@@ -1,0 +1,210 @@
+"""The ``omnissl`` command line.
+
+Commands: ``pretrain CONFIG [key.path=value ...]``, ``validate CONFIG``, ``evaluate CHECKPOINT``,
+``plugins [--json]``, ``configs list|copy``, ``config schema``, ``export CHECKPOINT``. User mistakes print
+one clear message (no traceback) and exit with status 2; an interrupted run exits with ``128 + signal``
+after writing a checkpoint.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import shutil
+import sys
+from pathlib import Path
+
+from omnissl.errors import OmnisslError
+
+
+def _manager(args):
+    from omnissl.plugins import get_plugin_manager
+
+    return get_plugin_manager(strict=getattr(args, "strict_plugins", False))
+
+
+def cmd_pretrain(args) -> int:
+    from omnissl.config import load_config
+    from omnissl.engine import Trainer
+
+    pm = _manager(args)
+    config = load_config(args.config, args.overrides, pm)
+    result = Trainer(config, pm).fit(resume=args.resume)
+    print(f"finished {result.step} steps; checkpoint: {result.checkpoint}; metrics: {result.out_dir / 'metrics.jsonl'}")
+    return 0
+
+
+def cmd_validate(args) -> int:
+    from omnissl.config import load_config
+
+    config = load_config(args.config, args.overrides, _manager(args))
+    names = ", ".join(f"{t.name} ({t.objective.name} on {t.data.name})" for t in config.tasks)
+    print(f"{args.config}: valid; tasks: {names}")
+    return 0
+
+
+def cmd_evaluate(args) -> int:
+    from omnissl import checkpoint as ckpt
+    from omnissl.config import load_config
+    from omnissl.engine import Trainer
+
+    state = ckpt.load(args.checkpoint)
+    pm = _manager(args)
+    config = load_config(json.loads(state["config"]), args.overrides, pm)
+    trainer = Trainer(config, pm)
+    trainer.model.load_state_dict(state["model"])
+    trainer.step = int(state["step"])
+    from omnissl.logger import MetricsLogger
+
+    trainer.logger = MetricsLogger(trainer.out_dir, trainer.total_steps, trainer.step, progress=False)
+    try:
+        trainer.evaluate()
+    finally:
+        trainer.logger.close()
+    return 0
+
+
+def cmd_plugins(args) -> int:
+    pm = _manager(args)
+    described = pm.describe()
+    if args.json:
+        print(json.dumps(described, indent=2))
+        return 0
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(title="omnissl plugins")
+    for col in ("plugin", "distribution", "version", "status", "components"):
+        table.add_column(col)
+    for p in described:
+        comps = "; ".join(f"{k}: {', '.join(v)}" for k, v in p["components"].items()) or p["error"]
+        table.add_row(p["name"], p["distribution"], p["version"], p["status"], comps)
+    Console().print(table)
+    return 0
+
+
+def _shipped_configs(pm) -> dict[str, object]:
+    found = {}
+    for folder in pm.config_dirs():
+        if folder.is_dir():
+            for item in folder.iterdir():
+                if item.name.endswith((".yaml", ".yml")):
+                    found[item.name] = item
+    return found
+
+
+def cmd_configs(args) -> int:
+    from omnissl.errors import did_you_mean
+
+    configs = _shipped_configs(_manager(args))
+    if args.action == "list":
+        for name in sorted(configs):
+            print(name)
+        return 0
+    if args.name not in configs:
+        raise OmnisslError(f"no shipped config named {args.name!r}{did_you_mean(args.name, configs)}; see `omnissl configs list`")
+    dest = Path(args.dest or args.name)
+    if dest.is_dir():
+        dest = dest / args.name
+    if dest.exists() and not args.force:
+        raise OmnisslError(f"{dest} exists; pass --force to overwrite it")
+    dest.write_text(configs[args.name].read_text())
+    print(f"wrote {dest}")
+    return 0
+
+
+def cmd_config_schema(args) -> int:
+    from omnissl.config import json_schema
+
+    text = json.dumps(json_schema(_manager(args)), indent=2)
+    if args.output:
+        Path(args.output).write_text(text)
+    else:
+        print(text)
+    return 0
+
+
+def cmd_export(args) -> int:
+    from omnissl.checkpoint import export_encoders
+
+    out = args.output or str(Path(args.checkpoint).parent.parent / "export")
+    for path in export_encoders(args.checkpoint, out):
+        print(f"wrote {path}")
+    return 0
+
+
+def build_parser(pm=None) -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="omnissl", description="Self-supervised pretraining for every modality.")
+    parser.add_argument("--strict-plugins", action="store_true", help="fail when any plugin fails to load")
+    parser.add_argument("-v", "--verbose", action="store_true", help="show tracebacks for errors")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("pretrain", help="train from a run config")
+    p.add_argument("config")
+    p.add_argument("overrides", nargs="*", help="key.path=value overrides")
+    p.add_argument("--resume", nargs="?", const="auto", default=None, help="continue from CHECKPOINT (default: OUT_DIR/checkpoints/last.pt)")
+    p.set_defaults(func=cmd_pretrain)
+
+    p = sub.add_parser("validate", help="check a run config without training")
+    p.add_argument("config")
+    p.add_argument("overrides", nargs="*")
+    p.set_defaults(func=cmd_validate)
+
+    p = sub.add_parser("evaluate", help="run a checkpoint's task evaluators (probes with their baselines)")
+    p.add_argument("checkpoint")
+    p.add_argument("overrides", nargs="*")
+    p.set_defaults(func=cmd_evaluate)
+
+    p = sub.add_parser("plugins", help="list plugins, their status and components")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_plugins)
+
+    p = sub.add_parser("configs", help="example configs shipped inside plugins")
+    p.add_argument("action", choices=["list", "copy"])
+    p.add_argument("name", nargs="?")
+    p.add_argument("dest", nargs="?")
+    p.add_argument("--force", action="store_true")
+    p.set_defaults(func=cmd_configs)
+
+    p = sub.add_parser("config", help="config tools")
+    csub = p.add_subparsers(dest="config_command", required=True)
+    s = csub.add_parser("schema", help="JSON Schema of run configs, for editors")
+    s.add_argument("-o", "--output")
+    s.set_defaults(func=cmd_config_schema)
+
+    p = sub.add_parser("export", help="export encoder weights to safetensors with the config beside them")
+    p.add_argument("checkpoint")
+    p.add_argument("-o", "--output")
+    p.set_defaults(func=cmd_export)
+
+    if pm is not None:
+        pm.hook.omnissl_cli_commands(cli=sub)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    logging.basicConfig(level=logging.WARNING, format="%(message)s")
+    argv = sys.argv[1:] if argv is None else argv
+    verbose = "-v" in argv or "--verbose" in argv
+    try:
+        strict = "--strict-plugins" in argv
+        from omnissl.plugins import get_plugin_manager
+
+        parser = build_parser(get_plugin_manager(strict=strict))
+        args = parser.parse_args(argv)
+        if args.command == "configs" and args.action == "copy" and not args.name:
+            parser.error("configs copy needs a NAME (see `omnissl configs list`)")
+        return int(args.func(args) or 0)
+    except OmnisslError as exc:
+        if verbose:
+            raise
+        print(f"omnissl: error: {exc}", file=sys.stderr)
+        return exc.exit_code
+    except KeyboardInterrupt:
+        print("omnissl: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

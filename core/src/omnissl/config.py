@@ -1,0 +1,411 @@
+"""Run configs: YAML validated in two passes by pydantic v2.
+
+Pass 1 checks the structure (:class:`RunConfig`: tasks, engine, eval, logging); pass 2 checks each
+component's parameters against the config model its spec registered. Every problem of both passes is
+reported at once, each with its full key path, the bad value, the valid choices, a "did you mean" and the
+plugin that provides (or failed to provide) the component. ``extends:`` merges a base file,
+``key.path=value`` overrides apply on top, ``${VAR}`` / ``${VAR:-default}`` expand from the environment,
+and ``requires:`` names the distributions a config needs, checked first.
+"""
+
+from __future__ import annotations
+
+import copy
+import os
+import re
+from importlib import metadata
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from omnissl.errors import ConfigError, did_you_mean
+from omnissl.optim import OptimizerConfig
+from omnissl.plugins import PluginManager, Registry
+from omnissl.schedules import ScheduleConfig
+
+SHARED_REF = re.compile(r"^@shared\.([A-Za-z_][A-Za-z0-9_]*)$")
+ENV_VAR = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
+OVERRIDE = re.compile(r"^([A-Za-z_][A-Za-z0-9_]*(?:\[\d+\])*(?:\.[A-Za-z_][A-Za-z0-9_]*(?:\[\d+\])*)*)=(.*)$", re.S)
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class ComponentRef(BaseModel):
+    """``{name: <registry name>, **params}``; params are validated in pass 2 against the spec's config."""
+
+    model_config = ConfigDict(extra="allow")
+    name: str
+
+    @property
+    def params(self) -> dict[str, Any]:
+        return dict(self.model_extra or {})
+
+
+class TaskConfig(Strict):
+    """One task: a data source, an encoder, a view generator, an objective, a weight and evaluators."""
+
+    name: str = Field(pattern=r"^[A-Za-z_][A-Za-z0-9_\-]*$")
+    data: ComponentRef
+    encoder: ComponentRef
+    views: ComponentRef
+    objective: ComponentRef
+    weight: float = Field(1.0, gt=0)
+    eval: list[ComponentRef] = Field(default_factory=list)
+
+
+class CheckpointConfig(Strict):
+    """``every`` N steps (``None``: only at the end and on interrupt); ``keep`` numbered copies beside ``last.pt``."""
+
+    every: int | None = Field(None, gt=0)
+    keep: int = Field(0, ge=0)
+
+
+class EngineConfig(Strict):
+    """Training settings; see docs/architecture.md for each field."""
+
+    steps: int | None = Field(None, gt=0)
+    epochs: float | None = Field(None, gt=0)
+    batch_size: int = Field(256, gt=0)
+    optimizer: OptimizerConfig = Field(default_factory=OptimizerConfig)
+    schedule: ScheduleConfig = Field(default_factory=ScheduleConfig)
+    precision: Literal["auto", "fp32", "bf16", "fp16"] = "auto"
+    compile: bool = False
+    accumulate: int = Field(1, ge=1)
+    clip_grad_norm: float | None = Field(None, gt=0)
+    task_sampling: Literal["round_robin", "proportional", "weighted"] = "round_robin"
+    on_nonfinite: Literal["stop", "skip"] = "stop"
+    device: Literal["auto", "cpu", "cuda"] = "auto"
+    checkpoint: CheckpointConfig = Field(default_factory=CheckpointConfig)
+    monitor_every: int | None = Field(None, gt=0)
+    monitor_samples: int = Field(512, gt=1)
+    collapse_floor: float = Field(0.0, ge=0)
+    workers: int = Field(0, ge=0)
+
+    @model_validator(mode="after")
+    def _length(self) -> EngineConfig:
+        if (self.steps is None) == (self.epochs is None):
+            raise ValueError("set exactly one of engine.steps or engine.epochs")
+        return self
+
+
+class EvalScheduleConfig(Strict):
+    """Run task evaluators every ``every`` steps (``None``: never during training) and ``at_end``."""
+
+    every: int | None = Field(None, gt=0)
+    at_end: bool = True
+
+
+class LoggingConfig(Strict):
+    """``out_dir`` for metrics, checkpoints and exports; ``log_every`` steps; TensorBoard; progress bar."""
+
+    out_dir: str = "runs/default"
+    log_every: int = Field(10, gt=0)
+    tensorboard: bool = False
+    progress: bool = True
+    callbacks: list[ComponentRef] = Field(default_factory=list)
+
+
+class RunConfig(Strict):
+    """A whole run: ``tasks`` (one or more), optional ``shared`` modules, ``engine``, ``eval``, ``logging``."""
+
+    requires: list[str] = Field(default_factory=list)
+    seed: int = 0
+    shared: dict[str, ComponentRef] = Field(default_factory=dict)
+    tasks: list[TaskConfig] = Field(min_length=1)
+    engine: EngineConfig
+    eval: EvalScheduleConfig = Field(default_factory=EvalScheduleConfig)
+    logging: LoggingConfig = Field(default_factory=LoggingConfig)
+
+    @field_validator("tasks")
+    @classmethod
+    def _unique_names(cls, tasks: list[TaskConfig]) -> list[TaskConfig]:
+        names = [t.name for t in tasks]
+        dupes = sorted({n for n in names if names.count(n) > 1})
+        if dupes:
+            raise ValueError(f"task names must be unique; repeated: {', '.join(dupes)}")
+        return tasks
+
+
+# ---------------------------------------------------------------------------------------------- loading
+
+
+def _deep_merge(base: dict, top: dict) -> dict:
+    out = copy.deepcopy(base)
+    for key, value in top.items():
+        if isinstance(value, dict) and isinstance(out.get(key), dict):
+            out[key] = _deep_merge(out[key], value)
+        else:
+            out[key] = copy.deepcopy(value)
+    return out
+
+
+def _read_yaml(path: Path) -> dict:
+    if not path.is_file():
+        raise ConfigError([f"config file not found: {path}"])
+    try:
+        data = yaml.safe_load(path.read_text()) or {}
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        raise ConfigError([f"YAML syntax error{where}: {getattr(exc, 'problem', exc)}"], source=str(path)) from None
+    if not isinstance(data, dict):
+        raise ConfigError([f"(top level): expected a mapping of keys, got {type(data).__name__}"], source=str(path))
+    return data
+
+
+def load_yaml(path: str | Path, _seen: tuple[Path, ...] = ()) -> dict:
+    """Read a YAML file and resolve ``extends:`` (a path relative to the file, or a list of them)."""
+    path = Path(path).resolve()
+    if path in _seen:
+        raise ConfigError([f"extends: cycle through {' -> '.join(str(p) for p in (*_seen, path))}"])
+    data = _read_yaml(path)
+    bases = data.pop("extends", None)
+    if bases is None:
+        return data
+    merged: dict = {}
+    for base in [bases] if isinstance(bases, str) else bases:
+        merged = _deep_merge(merged, load_yaml(path.parent / base, (*_seen, path)))
+    return _deep_merge(merged, data)
+
+
+def expand_env(value: Any) -> Any:
+    """Expand ``${VAR}`` and ``${VAR:-default}`` in every string of a nested structure."""
+    if isinstance(value, str):
+        def sub(m: re.Match) -> str:
+            if m.group(1) in os.environ:
+                return os.environ[m.group(1)]
+            if m.group(2) is not None:
+                return m.group(2)
+            raise ConfigError([f"environment variable {m.group(1)} is not set (used as {m.group(0)}); set it or write ${{{m.group(1)}:-default}}"])
+
+        return ENV_VAR.sub(sub, value)
+    if isinstance(value, dict):
+        return {k: expand_env(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [expand_env(v) for v in value]
+    return value
+
+
+def _path_tokens(path: str) -> list[str | int]:
+    tokens: list[str | int] = []
+    for part in path.split("."):
+        name, *indices = re.split(r"\[", part)
+        tokens.append(name)
+        tokens.extend(int(i.rstrip("]")) for i in indices)
+    return tokens
+
+
+def apply_overrides(data: dict, overrides: list[str]) -> dict:
+    """Apply ``key.path=value`` (``tasks[0].encoder.dim=64``; the value is parsed as YAML)."""
+    data = copy.deepcopy(data)
+    problems = []
+    for item in overrides:
+        m = OVERRIDE.match(item)
+        if not m:
+            problems.append(f"override {item!r}: expected key.path=value, for example engine.steps=100 or tasks[0].encoder.dim=64")
+            continue
+        path, raw = m.groups()
+        try:
+            value = yaml.safe_load(raw) if raw.strip() else ""
+        except yaml.YAMLError:
+            value = raw
+        node: Any = data
+        tokens = _path_tokens(path)
+        for i, tok in enumerate(tokens[:-1]):
+            nxt = tokens[i + 1]
+            if isinstance(tok, int):
+                if not isinstance(node, list) or tok >= len(node):
+                    problems.append(f"override {item!r}: {format_path(tokens[:i + 1])} does not exist (list has {len(node) if isinstance(node, list) else 0} items)")
+                    break
+                node = node[tok]
+            else:
+                if not isinstance(node, dict):
+                    problems.append(f"override {item!r}: {format_path(tokens[:i])} is not a mapping")
+                    break
+                node = node.setdefault(tok, [] if isinstance(nxt, int) else {})
+        else:
+            last = tokens[-1]
+            if isinstance(last, int):
+                if not isinstance(node, list) or last >= len(node):
+                    problems.append(f"override {item!r}: index {last} is out of range")
+                    continue
+            elif not isinstance(node, dict):
+                problems.append(f"override {item!r}: {format_path(tokens[:-1])} is not a mapping")
+                continue
+            node[last] = value
+    if problems:
+        raise ConfigError(problems)
+    return data
+
+
+def format_path(tokens: tuple | list) -> str:
+    out = ""
+    for tok in tokens:
+        if isinstance(tok, int):
+            out += f"[{tok}]"
+        else:
+            out += f".{tok}" if out else str(tok)
+    return out or "(top level)"
+
+
+# ----------------------------------------------------------------------------------------- validation
+
+COMPONENT_KINDS = {"data": "datasets", "encoder": "encoders", "views": "view_generators", "objective": "objectives"}
+
+
+def _describe_pydantic_errors(exc: ValidationError, prefix: tuple, model: type[BaseModel] | None, raw: Any) -> list[str]:
+    problems = []
+    for err in exc.errors():
+        loc = tuple(prefix) + tuple(err["loc"])
+        path = format_path(loc)
+        if err["type"] == "extra_forbidden":
+            owner = _model_at(model, err["loc"][:-1])
+            valid = sorted(owner.model_fields) if owner else []
+            problems.append(f"{path}: unknown key{did_you_mean(str(err['loc'][-1]), valid)}; valid keys: {', '.join(valid)}")
+        elif err["type"] == "missing":
+            problems.append(f"{path}: required key is missing")
+        else:
+            problems.append(f"{path}: {err['msg']} (got {err.get('input')!r})")
+    return problems
+
+
+def _model_at(model: type[BaseModel] | None, loc: tuple) -> type[BaseModel] | None:
+    """The nested pydantic model at ``loc`` inside ``model`` (for listing valid keys)."""
+    for part in loc:
+        if model is None or isinstance(part, int):
+            continue
+        field = model.model_fields.get(str(part))
+        if field is None:
+            return None
+        ann = field.annotation
+        args = getattr(ann, "__args__", ())
+        candidates = [ann, *args]
+        model = next((c for c in candidates if isinstance(c, type) and issubclass(c, BaseModel)), None)
+        if model is None:
+            for c in args:
+                inner = getattr(c, "__args__", ())
+                model = next((i for i in inner if isinstance(i, type) and issubclass(i, BaseModel)), None)
+                if model:
+                    break
+    return model
+
+
+def _check_component(ref: Any, kind: str, path: tuple, registry: Registry, shared: set[str]) -> list[str]:
+    """Pass 2 for one component: known name, then its params against the spec's config model."""
+    if not isinstance(ref, dict) or not isinstance(ref.get("name"), str):
+        return []  # pass 1 reports the structural problem
+    name = ref["name"]
+    if name not in registry.specs[kind]:
+        return [f"{format_path((*path, 'name'))}: {registry.unknown_message(kind, name)}"]
+    spec = registry.specs[kind][name]
+    params = {k: v for k, v in ref.items() if k != "name"}
+    problems = [
+        f"{format_path((*path, key))}: unknown shared module {value!r}; defined: {', '.join(sorted(shared)) or 'none'} (add it under shared:)"
+        for key, value in params.items()
+        if _is_shared_ref(value) and SHARED_REF.match(value).group(1) not in shared
+    ]
+    problems += [
+        f"{format_path((*path, key))}: {name!r} does not accept a shared module reference here (got {value!r})"
+        for key, value in params.items()
+        if _is_shared_ref(value) and not _accepts_str(spec.config, key)
+    ]
+    if problems:
+        return problems
+    try:
+        spec.config.model_validate(params)
+    except ValidationError as exc:
+        provider = f" [{spec.kind} {name!r} from {spec.provider.distribution} {spec.provider.version}]".replace(" ]", "]")
+        problems += [p + provider for p in _describe_pydantic_errors(exc, path, spec.config, params)]
+    return problems
+
+
+def _is_shared_ref(value: Any) -> bool:
+    return isinstance(value, str) and SHARED_REF.match(value) is not None
+
+
+def _accepts_str(model: type[BaseModel], key: str) -> bool:
+    field = model.model_fields.get(key)
+    return field is not None and (field.annotation is str or str in getattr(field.annotation, "__args__", ()))
+
+
+def check_requires(requires: list[str], pm: PluginManager) -> list[str]:
+    """Every distribution in ``requires`` is installed and its plugin loaded."""
+    problems = []
+    for i, dist in enumerate(requires):
+        try:
+            metadata.version(dist)
+        except metadata.PackageNotFoundError:
+            problems.append(f"requires[{i}]: package {dist!r} is not installed; install it with `pip install {dist}` (or `uv pip install {dist}`)")
+            continue
+        for record in pm.records.values():
+            if record.distribution == dist and record.status != "loaded":
+                why = f": {record.error}" if record.error else " (see OMNISSL_PLUGINS / OMNISSL_BLOCKED_PLUGINS)"
+                problems.append(f"requires[{i}]: plugin {record.name!r} from {dist!r} is {record.status}{why}")
+    return problems
+
+
+def validate(data: dict, pm: PluginManager, source: str | None = None) -> RunConfig:
+    """Two-pass validation of a config mapping; raises :class:`ConfigError` listing every problem."""
+    if not isinstance(data, dict):
+        raise ConfigError([f"(top level): expected a mapping, got {type(data).__name__}"], source)
+    requires = data.get("requires", [])
+    if isinstance(requires, list):
+        if problems := check_requires([r for r in requires if isinstance(r, str)], pm):
+            raise ConfigError(problems, source)
+    problems: list[str] = []
+    config: RunConfig | None = None
+    try:
+        config = RunConfig.model_validate(data)
+    except ValidationError as exc:
+        problems += _describe_pydantic_errors(exc, (), RunConfig, data)
+    registry = pm.registry
+    shared = data.get("shared") if isinstance(data.get("shared"), dict) else {}
+    for key, ref in shared.items():
+        problems += _check_component(ref, "encoders", ("shared", key), registry, set())
+    tasks = data.get("tasks") if isinstance(data.get("tasks"), list) else []
+    for i, task in enumerate(tasks):
+        if not isinstance(task, dict):
+            continue
+        for field, kind in COMPONENT_KINDS.items():
+            problems += _check_component(task.get(field), kind, ("tasks", i, field), registry, set(shared))
+        for j, ev in enumerate(task.get("eval") or []):
+            problems += _check_component(ev, "evaluators", ("tasks", i, "eval", j), registry, set(shared))
+    logging_cfg = data.get("logging") if isinstance(data.get("logging"), dict) else {}
+    for j, cb in enumerate(logging_cfg.get("callbacks") or []):
+        problems += _check_component(cb, "callbacks", ("logging", "callbacks", j), registry, set(shared))
+    if problems or config is None:
+        raise ConfigError(problems, source)
+    return config
+
+
+def load_config(path: str | Path | dict, overrides: list[str] | tuple[str, ...] = (), pm: PluginManager | None = None) -> RunConfig:
+    """Read, merge, override, expand and validate a run config."""
+    from omnissl.plugins import get_plugin_manager
+
+    pm = pm or get_plugin_manager()
+    source = None if isinstance(path, dict) else str(path)
+    data = copy.deepcopy(path) if isinstance(path, dict) else load_yaml(path)
+    data = expand_env(apply_overrides(data, list(overrides)))
+    try:
+        return validate(data, pm, source)
+    except ConfigError as exc:
+        exc.source = exc.source or source
+        raise
+
+
+def json_schema(pm: PluginManager) -> dict:
+    """JSON Schema of run configs; ``$defs.components`` holds each registered component's parameters."""
+    schema = RunConfig.model_json_schema()
+    components = {}
+    for kind in ("datasets", "encoders", "view_generators", "objectives", "evaluators", "callbacks"):
+        for name, spec in pm.registry.specs[kind].items():
+            params = spec.config.model_json_schema()
+            params.setdefault("properties", {})["name"] = {"const": name}
+            params["description"] = spec.summary
+            components[f"{kind}:{name}"] = params
+    schema.setdefault("$defs", {})["components"] = components
+    return schema

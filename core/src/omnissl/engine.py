@@ -1,0 +1,484 @@
+"""The training engine: one loop for every domain, readable top to bottom in :meth:`Trainer.fit`.
+
+Per step: pick a task, take its next index batch, collate it (a gather on the device for resident data),
+make views on the device, compute the objective under autocast, scale and backpropagate (with gradient
+accumulation), clip, step the optimizer and the schedule, update teachers, and accumulate metrics on the
+device. The host reads metrics only every ``logging.log_every`` steps.
+
+Randomness: the view generator is re-seeded every step from ``(seed, step, rank)``, so views are a pure
+function of where the run is (exact resume, and identical views for a sample whatever the process
+count); data order comes from a permutation seeded by ``(seed, task, epoch)``; dropout uses the global
+torch RNG, whose state is checkpointed.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import signal
+import time
+from contextlib import nullcontext
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+import torch.distributed as dist
+from torch import Tensor, nn
+
+from omnissl import checkpoint as ckpt
+from omnissl import distributed
+from omnissl.config import RunConfig, load_config
+from omnissl.device import move_to_device
+from omnissl.errors import OmnisslError, TrainingError
+from omnissl.evaluation.api import EvalResult, EvalRun
+from omnissl.interfaces import ObjectiveOutput, Progress
+from omnissl.logger import MetricsLogger
+from omnissl.optim import build_optimizer
+from omnissl.plugins import PluginManager, get_plugin_manager
+from omnissl.schedules import lr_multiplier
+from omnissl.specs import BuildContext
+
+
+class Interrupted(OmnisslError):
+    """SIGINT/SIGTERM stopped the run after writing a checkpoint; ``exit_code`` is ``128 + signal``."""
+
+    def __init__(self, signum: int, step: int, path: Path | None):
+        self.exit_code = 128 + signum
+        super().__init__(
+            f"interrupted by {signal.Signals(signum).name} at step {step}; checkpoint written to {path}. "
+            "Continue with `omnissl pretrain CONFIG --resume`."
+        )
+
+
+@dataclass
+class RunResult:
+    """What a finished run returns: the final step, last logged metrics, evaluations and modules."""
+
+    step: int
+    out_dir: Path
+    metrics: dict[str, float] = field(default_factory=dict)
+    evals: list[EvalResult] = field(default_factory=list)
+    checkpoint: Path | None = None
+    model: nn.Module | None = None
+
+
+class TaskModule(nn.Module):
+    """One task's encoder, view generator and objective: ``forward(batch, generator) -> ObjectiveOutput``."""
+
+    def __init__(self, encoder: nn.Module, views: nn.Module, objective: nn.Module):
+        super().__init__()
+        self.encoder, self.views, self.objective = encoder, views, objective
+
+    def forward(self, batch: Any, generator: torch.Generator) -> ObjectiveOutput:
+        return self.objective(self.encoder, self.views(batch, generator))
+
+
+class RunModel(nn.Module):
+    """Every module of a run, so one DDP wrapper and one state dict cover them all."""
+
+    def __init__(self, shared: dict[str, nn.Module], tasks: dict[str, TaskModule]):
+        super().__init__()
+        self.shared = nn.ModuleDict(shared)
+        self.tasks = nn.ModuleDict(tasks)
+        self.compiled: dict[str, Any] = {}
+
+    def forward(self, task: str, batch: Any, generator: torch.Generator) -> ObjectiveOutput:
+        return self.compiled.get(task, self.tasks[task])(batch, generator)
+
+
+class TaskStream:
+    """A task's position in its data: shuffled index batches per epoch, this process's share of each.
+
+    ``batch_size`` is the global batch; process ``rank`` of ``world`` takes the ``rank``-th contiguous
+    slice, so the union over processes is the one-process batch in the same order.
+    """
+
+    def __init__(self, size: int, batch_size: int, seed: int, rank: int, world: int, device: torch.device):
+        self.size, self.seed, self.rank, self.world, self.device = size, seed, rank, world, device
+        self.global_batch = min(batch_size, size)
+        if self.global_batch % world:
+            raise OmnisslError(f"engine.batch_size={batch_size} must be divisible by the number of processes ({world})")
+        self.steps_per_epoch = max(1, size // self.global_batch)
+        self.epoch, self.cursor = 0, 0
+        self._perm: Tensor | None = None
+
+    def _permutation(self) -> Tensor:
+        if self._perm is None:
+            g = torch.Generator().manual_seed(self.seed * 7919 + self.epoch)
+            self._perm = torch.randperm(self.size, generator=g).to(self.device)
+        return self._perm
+
+    def next(self) -> Tensor:
+        if self.cursor >= self.steps_per_epoch:
+            self.epoch, self.cursor, self._perm = self.epoch + 1, 0, None
+        local = self.global_batch // self.world
+        start = self.cursor * self.global_batch + self.rank * local
+        self.cursor += 1
+        return self._permutation()[start : start + local]
+
+    def state_dict(self) -> dict[str, int]:
+        return {"epoch": self.epoch, "cursor": self.cursor}
+
+    def load_state_dict(self, state: dict[str, int]) -> None:
+        self.epoch, self.cursor, self._perm = int(state["epoch"]), int(state["cursor"]), None
+
+
+class TaskSampler:
+    """Chooses the task of each step: ``round_robin``, ``proportional`` (to data size) or ``weighted``."""
+
+    def __init__(self, mode: str, names: list[str], sizes: list[int], weights: list[float], seed: int):
+        self.mode, self.names, self.count = mode, names, 0
+        probs = torch.tensor(sizes if mode == "proportional" else weights, dtype=torch.float64)
+        self.probs = probs / probs.sum()
+        self.generator = torch.Generator().manual_seed(seed + 104729)
+
+    def next(self) -> str:
+        self.count += 1
+        if self.mode == "round_robin" or len(self.names) == 1:
+            return self.names[(self.count - 1) % len(self.names)]
+        return self.names[int(torch.multinomial(self.probs, 1, generator=self.generator))]
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"count": self.count, "generator": self.generator.get_state()}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.count = int(state["count"])
+        self.generator.set_state(state["generator"])
+
+
+def _device(choice: str) -> torch.device:
+    if choice == "cuda" or (choice == "auto" and torch.cuda.is_available()):
+        if not torch.cuda.is_available():
+            raise OmnisslError("engine.device is 'cuda' but no CUDA device is available; use device: auto or cpu")
+        return torch.device("cuda", int(os.environ.get("LOCAL_RANK", 0)))
+    return torch.device("cpu")
+
+
+def _autocast_dtype(precision: str, device: torch.device) -> torch.dtype | None:
+    if precision == "auto":
+        return torch.bfloat16 if device.type == "cuda" else None
+    return {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}[precision]
+
+
+class Trainer:
+    """Builds a run from a validated :class:`RunConfig` and trains it (:meth:`fit`)."""
+
+    def __init__(self, config: RunConfig, pm: PluginManager | None = None):
+        self.config = config
+        self.pm = pm or get_plugin_manager()
+        self.registry = self.pm.registry
+        if int(os.environ.get("WORLD_SIZE", "1")) > 1 and not distributed.is_distributed():
+            dist.init_process_group(backend="nccl" if torch.cuda.is_available() and config.engine.device != "cpu" else "gloo")
+        self.rank, self.world = distributed.rank(), distributed.world_size()
+        self.device = _device(config.engine.device)
+        if self.device.type == "cuda":
+            torch.cuda.set_device(self.device)
+        self.out_dir = Path(config.logging.out_dir)
+        self._build()
+
+    # ------------------------------------------------------------------------------------------- build
+    def _build(self) -> None:
+        cfg = self.config
+        torch.manual_seed(cfg.seed)
+        shared = {name: self.registry.get("encoders", ref.name).build(ref.params, BuildContext(seed=cfg.seed)) for name, ref in cfg.shared.items()}
+        self.sources, self.evaluators, tasks = {}, {}, {}
+        for task in cfg.tasks:
+            ctx = BuildContext(shared=shared, seed=cfg.seed)
+            source = self.registry.get("datasets", task.data.name).build(task.data.params, ctx)
+            self.sources[task.name] = source.to(self.device)
+            ctx.data = self.sources[task.name]
+            encoder = self.registry.get("encoders", task.encoder.name).build(task.encoder.params, ctx)
+            ctx.encoder = encoder
+            views = self.registry.get("view_generators", task.views.name).build(task.views.params, ctx)
+            objective = self.registry.get("objectives", task.objective.name).build(task.objective.params, ctx)
+            tasks[task.name] = TaskModule(encoder, views, objective)
+            self.evaluators[task.name] = [(ref.name, self.registry.get("evaluators", ref.name).build(ref.params, ctx)) for ref in task.eval]
+        self.model = RunModel(shared, tasks).to(self.device)
+        if self.device.type == "cuda" and self.world > 1:
+            self.model = nn.SyncBatchNorm.convert_sync_batchnorm(self.model)
+        if cfg.engine.compile:
+            self.model.compiled = {name: torch.compile(module) for name, module in self.model.tasks.items()}
+        self.ddp = None
+        if self.world > 1:
+            self.ddp = nn.parallel.DistributedDataParallel(
+                self.model, device_ids=[self.device.index] if self.device.type == "cuda" else None,
+                find_unused_parameters=len(tasks) > 1,
+            )
+        eng = cfg.engine
+        self.streams = {
+            t.name: TaskStream(len(self.sources[t.name]), eng.batch_size, cfg.seed + 1000 * i, self.rank, self.world, self.device)
+            for i, t in enumerate(cfg.tasks)
+        }
+        first = self.streams[cfg.tasks[0].name]
+        self.total_steps = eng.steps or max(1, math.ceil(eng.epochs * first.steps_per_epoch / eng.accumulate))
+        self.sampler = TaskSampler(
+            eng.task_sampling, [t.name for t in cfg.tasks], [len(self.sources[t.name]) for t in cfg.tasks], [t.weight for t in cfg.tasks], cfg.seed
+        )
+        self.optimizer = build_optimizer(eng.optimizer, self.model.named_parameters(), self.device)
+        self.scheduler = torch.optim.lr_scheduler.LambdaLR(self.optimizer, lr_multiplier(eng.schedule, self.total_steps))
+        self.autocast_dtype = _autocast_dtype(eng.precision, self.device)
+        self.scaler = torch.amp.GradScaler(self.device.type, enabled=self.autocast_dtype == torch.float16)
+        self.view_generator = torch.Generator(device=self.device)
+        self.step = 0
+
+    # -------------------------------------------------------------------------------------- checkpoints
+    def state_dict(self) -> dict[str, Any]:
+        return {
+            "step": self.step,
+            "model": self.model.state_dict(),
+            "optimizer": self.optimizer.state_dict(),
+            "scheduler": self.scheduler.state_dict(),
+            "scaler": self.scaler.state_dict(),
+            "streams": {name: s.state_dict() for name, s in self.streams.items()},
+            "sampler": self.sampler.state_dict(),
+            "rng": {"cpu": torch.get_rng_state(), "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else []},
+            "config": self.config.model_dump_json(),
+        }
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        saved = json.loads(state["config"])
+        saved_tasks, tasks = [t["name"] for t in saved["tasks"]], [t.name for t in self.config.tasks]
+        if saved_tasks != tasks:
+            raise OmnisslError(f"checkpoint has tasks {saved_tasks} but the config has {tasks}; resume with the config that wrote it")
+        self.model.load_state_dict(state["model"])
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.scheduler.load_state_dict(state["scheduler"])
+        self.scaler.load_state_dict(state["scaler"])
+        for name, s in state["streams"].items():
+            self.streams[name].load_state_dict(s)
+        self.sampler.load_state_dict(state["sampler"])
+        torch.set_rng_state(state["rng"]["cpu"])
+        if state["rng"]["cuda"] and torch.cuda.is_available():
+            torch.cuda.set_rng_state_all(state["rng"]["cuda"])
+        self.step = int(state["step"])
+
+    def save_checkpoint(self) -> Path | None:
+        """Write ``checkpoints/last.pt`` (and a numbered copy if ``checkpoint.keep``) on rank 0."""
+        path = None
+        if self.rank == 0:
+            self._check_finite()
+            state = self.state_dict()
+            path = ckpt.save_atomic(state, self.out_dir / "checkpoints" / "last.pt")
+            keep = self.config.engine.checkpoint.keep
+            if keep:
+                ckpt.save_atomic(state, self.out_dir / "checkpoints" / f"step_{self.step:08d}.pt")
+                for old in sorted((self.out_dir / "checkpoints").glob("step_*.pt"))[:-keep]:
+                    old.unlink()
+            self.last_checkpoint = path
+        if self.world > 1:
+            dist.barrier()
+        return path
+
+    # ----------------------------------------------------------------------------------------- the loop
+    def fit(self, resume: str | Path | None = None) -> RunResult:
+        cfg, eng = self.config, self.config.engine
+        self.last_checkpoint: Path | None = None
+        if resume is not None:
+            path = self.out_dir / "checkpoints" / "last.pt" if str(resume) == "auto" else Path(resume)
+            if path.is_file() or str(resume) != "auto":
+                self.load_state_dict(ckpt.load(path))
+                self.last_checkpoint = path
+        self.logger = MetricsLogger(self.out_dir, self.total_steps, self.step, cfg.logging.tensorboard, cfg.logging.progress, enabled=self.rank == 0)
+        if self.rank == 0:
+            (self.out_dir / "config.json").write_text(self.config.model_dump_json(indent=2))
+        self._init_metrics()
+        stop_signal: list[int] = []
+        previous = self._install_signal_handlers(stop_signal)
+        net = self.ddp or self.model
+        start_time, start_step = time.perf_counter(), self.step
+        try:
+            while self.step < self.total_steps:
+                if stop_signal:
+                    raise Interrupted(stop_signal[0], self.step, self.save_checkpoint())
+                name = self.sampler.next()
+                task = self.model.tasks[name]
+                weight = 1.0 if eng.task_sampling == "weighted" else self.config_task(name).weight
+                self.view_generator.manual_seed((cfg.seed * 1_000_003 + self.step) * 1009 + self.rank)
+                for micro in range(eng.accumulate):
+                    indices = self.streams[name].next()
+                    batch = move_to_device(self.sources[name].batch(indices), self.device)
+                    sync = nullcontext() if self.ddp is None or micro == eng.accumulate - 1 else self.ddp.no_sync()
+                    with sync:
+                        with torch.autocast(self.device.type, dtype=self.autocast_dtype or torch.float32, enabled=self.autocast_dtype is not None):
+                            out = net(name, batch, self.view_generator)
+                        self.scaler.scale(out.loss * (weight / eng.accumulate)).backward()
+                    self._accumulate_metrics(name, out, indices.numel() * self.world)
+                if eng.on_nonfinite == "skip" and not torch.isfinite(out.loss):  # one host sync per step, by choice
+                    self.optimizer.zero_grad(set_to_none=True)
+                    self.logger.print(f"[yellow]task {name!r}: non-finite loss at step {self.step + 1}; step skipped[/]")
+                    self.step += 1
+                    continue
+                if eng.clip_grad_norm is not None:
+                    self.scaler.unscale_(self.optimizer)
+                    torch.nn.utils.clip_grad_norm_(self.model.parameters(), eng.clip_grad_norm, foreach=True)
+                self.scaler.step(self.optimizer)
+                self.scaler.update()
+                self.optimizer.zero_grad(set_to_none=True)
+                self.scheduler.step()
+                self.step += 1
+                task.objective.after_step(Progress(step=self.step, total_steps=self.total_steps))
+                if self.step % cfg.logging.log_every == 0 or self.step == self.total_steps:
+                    self._log(start_time, start_step)
+                if eng.checkpoint.every and self.step % eng.checkpoint.every == 0:
+                    self.save_checkpoint()
+                if cfg.eval.every and self.step % cfg.eval.every == 0 and self.step < self.total_steps:
+                    self.evaluate()
+            final = self.save_checkpoint()
+            evals = self.evaluate() if cfg.eval.at_end else []
+            return RunResult(step=self.step, out_dir=self.out_dir, metrics=self.last_metrics, evals=evals, checkpoint=final, model=self.model)
+        finally:
+            for sig, handler in previous.items():
+                signal.signal(sig, handler)
+            self.logger.close()
+
+    def config_task(self, name: str):
+        return next(t for t in self.config.tasks if t.name == name)
+
+    def _install_signal_handlers(self, stop_signal: list[int]) -> dict:
+        previous = {}
+        try:
+            for sig in (signal.SIGINT, signal.SIGTERM):
+                previous[sig] = signal.signal(sig, lambda signum, frame: stop_signal.append(signum))
+        except ValueError:  # not the main thread: leave signals to the caller
+            pass
+        return previous
+
+    # ------------------------------------------------------------------------------------------ metrics
+    def _init_metrics(self) -> None:
+        zero = lambda: torch.zeros((), device=self.device)  # noqa: E731
+        self.sums = {name: {"loss": zero()} for name in self.streams}
+        self.counts = {name: 0 for name in self.streams}
+        self.samples = 0
+        self.first_bad_step = {name: torch.full((), -1, dtype=torch.long, device=self.device) for name in self.streams}
+        self.last_metrics: dict[str, float] = {}
+        self.last_log_time, self.last_log_step = time.perf_counter(), self.step
+
+    def _accumulate_metrics(self, name: str, out: ObjectiveOutput, samples: int) -> None:
+        sums = self.sums[name]
+        loss = out.loss.detach().float()
+        sums["loss"] += loss
+        for key, value in out.logs.items():
+            sums[key] = sums.get(key, torch.zeros((), device=self.device)) + value.detach().float()
+        bad = self.first_bad_step[name]
+        self.first_bad_step[name] = torch.where((bad < 0) & ~torch.isfinite(loss), torch.full_like(bad, self.step + 1), bad)
+        self.counts[name] += 1
+        self.samples += samples
+
+    def _check_finite(self) -> None:
+        """Stop on a non-finite loss seen since the last check (one host sync, at log and checkpoint time)."""
+        if self.config.engine.on_nonfinite != "stop":
+            return
+        names = list(self.first_bad_step)
+        bad = torch.stack([self.first_bad_step[n] for n in names]).tolist()
+        for name, step in zip(names, bad):
+            if step >= 0:
+                last = f"last good checkpoint: {self.last_checkpoint}" if self.last_checkpoint else "no checkpoint was written yet"
+                raise TrainingError(
+                    f"task {name!r}: non-finite loss at step {step}; training stopped ({last}). Lower the learning rate, "
+                    "enable engine.clip_grad_norm, or set engine.on_nonfinite: skip."
+                )
+
+    def _monitor(self) -> dict[str, Tensor]:
+        from omnissl.evaluation.monitors import collapse_metrics
+
+        out = {}
+        for name, source in self.sources.items():
+            encoder = self.model.tasks[name].encoder
+            idx = torch.arange(min(len(source), self.config.engine.monitor_samples), device=self.device)
+            was_training = encoder.training
+            encoder.eval()
+            with torch.no_grad():
+                z = encoder(move_to_device(source.batch(idx), self.device)).pooled
+            encoder.train(was_training)
+            if z.shape[0] > self.config.engine.monitor_samples:  # node-level: one graph, many nodes
+                z = z[: self.config.engine.monitor_samples]
+            out.update({f"{name}/{k}": v for k, v in collapse_metrics(z).items()})
+        return out
+
+    def _log(self, start_time: float, start_step: int) -> None:
+        self._check_finite()
+        eng = self.config.engine
+        device_values: dict[str, Tensor] = {}
+        for name, sums in self.sums.items():
+            if self.counts[name]:
+                device_values.update({(f"{name}/{k}" if len(self.sums) > 1 or k != "loss" else k): v / self.counts[name] for k, v in sums.items()})
+        monitor_every = eng.monitor_every or self.config.logging.log_every
+        if self.rank == 0 and self.step % monitor_every == 0:
+            device_values.update(self._monitor())
+        keys = list(device_values)
+        values = torch.stack([device_values[k] for k in keys]).tolist() if keys else []  # the one host sync
+        now = time.perf_counter()
+        metrics = dict(zip(keys, values))
+        if len(self.sums) > 1:
+            metrics["loss"] = sum(metrics[f"{n}/loss"] for n in self.sums if f"{n}/loss" in metrics) / max(1, sum(1 for n in self.sums if self.counts[n]))
+        metrics["lr"] = self.optimizer.param_groups[0]["lr"]
+        metrics["samples_per_s"] = self.samples / max(now - self.last_log_time, 1e-9)
+        self.last_metrics = metrics
+        self.logger.log(self.step, metrics)
+        floor = eng.collapse_floor
+        for key, value in metrics.items():
+            if floor and key.endswith(("/rankme", "/embedding_std")) and value < floor:
+                self.logger.print(f"[yellow]collapse warning at step {self.step}: {key} = {value:.4g} < collapse_floor {floor}[/]")
+        for sums in self.sums.values():
+            for v in sums.values():
+                v.zero_()
+        self.counts = {n: 0 for n in self.counts}
+        self.samples, self.last_log_time = 0, now
+
+    # --------------------------------------------------------------------------------------- evaluation
+    def evaluate(self) -> list[EvalResult]:
+        results: list[EvalResult] = []
+        if self.rank == 0:
+            for task in self.config.tasks:
+                for name, evaluator in self.evaluators[task.name]:
+                    run = EvalRun(
+                        encoder=self.model.tasks[task.name].encoder, data=self.sources[task.name], device=self.device,
+                        random_encoder=self._random_encoder_builder(task), seed=self.config.seed, step=self.step, task=task.name,
+                    )
+                    result = evaluator(run)
+                    results.append(result)
+                    self.logger.log(self.step, {f"eval/{task.name}/{result.name}/{k}": v for k, v in result.metrics.items()})
+                    self.logger.table(f"{task.name}: {result.name} (step {self.step})", result.rows)
+            with open(self.out_dir / "evals.jsonl", "a") as fh:
+                for r in results:
+                    fh.write(json.dumps({"step": self.step, "name": r.name, "metrics": r.metrics, "rows": r.rows}, default=str) + "\n")
+        if self.world > 1:
+            dist.barrier()
+        return results
+
+    def _random_encoder_builder(self, task):
+        def build():
+            state = torch.get_rng_state()
+            torch.manual_seed(self.config.seed + 99991)
+            ctx = BuildContext(data=self.sources[task.name], shared={}, seed=self.config.seed)
+            shared_refs = {k: v for k, v in task.encoder.params.items() if isinstance(v, str) and v.startswith("@shared.")}
+            for key, ref in shared_refs.items():
+                name = ref.removeprefix("@shared.")
+                spec = self.config.shared[name]
+                ctx.shared[name] = self.registry.get("encoders", spec.name).build(spec.params, ctx)
+            encoder = self.registry.get("encoders", task.encoder.name).build(task.encoder.params, ctx).to(self.device)
+            torch.set_rng_state(state)
+            return encoder
+
+        return build
+
+
+def run_config(
+    config: str | Path | dict | RunConfig,
+    overrides: list[str] | tuple[str, ...] = (),
+    *,
+    resume: str | Path | None = None,
+    pm: PluginManager | None = None,
+) -> RunResult:
+    """Validate ``config`` (a path, a mapping or a :class:`RunConfig`) and train it."""
+    pm = pm or get_plugin_manager()
+    if not isinstance(config, RunConfig):
+        config = load_config(config, overrides, pm)
+    trainer = Trainer(config, pm)
+    try:
+        return trainer.fit(resume=resume)
+    finally:
+        if distributed.is_distributed() and int(os.environ.get("WORLD_SIZE", "1")) > 1:
+            dist.destroy_process_group()

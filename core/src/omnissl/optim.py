@@ -1,0 +1,100 @@
+"""Optimizers: AdamW (fused on CUDA), SGD with momentum and LARS.
+
+Parameters with fewer than two dimensions (biases, norm scales, tokens of shape ``(D,)``) get no weight
+decay and, under LARS, no trust-ratio adaptation — the convention of SimCLR, BYOL and timm.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Literal
+
+import torch
+from pydantic import Field
+from torch import nn
+
+from omnissl.specs import ComponentConfig
+
+
+class OptimizerConfig(ComponentConfig):
+    """Optimizer settings.
+
+    Attributes:
+        name: ``adamw`` (default), ``sgd`` or ``lars``.
+        lr: peak learning rate (default 1e-3).
+        weight_decay: decoupled for AdamW, L2 for SGD/LARS (default 0.05).
+        betas: AdamW betas (default (0.9, 0.999)).
+        eps: AdamW epsilon (default 1e-8).
+        momentum: SGD/LARS momentum (default 0.9).
+        trust_coefficient: LARS ``eta`` (default 0.001, You et al. 2017).
+    """
+
+    name: Literal["adamw", "sgd", "lars"] = "adamw"
+    lr: float = Field(1e-3, gt=0)
+    weight_decay: float = Field(0.05, ge=0)
+    betas: tuple[float, float] = (0.9, 0.999)
+    eps: float = Field(1e-8, gt=0)
+    momentum: float = Field(0.9, ge=0, lt=1)
+    trust_coefficient: float = Field(0.001, gt=0)
+
+
+class LARS(torch.optim.Optimizer):
+    """Layer-wise adaptive rate scaling (You et al. 2017, "Large Batch Training of Convolutional Networks").
+
+    For a parameter group with ``lars=True``: ``g <- g + wd * w``; ``trust = eta * ||w|| / ||g||`` (1 where
+    either norm is 0); ``v <- m * v + lr * trust * g``; ``w <- w - v``. Groups with ``lars=False`` (biases
+    and norms) take plain momentum SGD without weight decay. No host synchronisation: the trust ratio stays
+    a device tensor.
+    """
+
+    def __init__(self, params: Iterable, lr: float, momentum: float = 0.9, weight_decay: float = 0.0, trust_coefficient: float = 0.001):
+        super().__init__(params, dict(lr=lr, momentum=momentum, weight_decay=weight_decay, trust_coefficient=trust_coefficient, lars=True))
+
+    @torch.no_grad()
+    def step(self, closure=None):
+        loss = closure() if closure is not None else None
+        for group in self.param_groups:
+            for p in group["params"]:
+                if p.grad is None:
+                    continue
+                g = p.grad
+                if group["lars"]:
+                    g = g.add(p, alpha=group["weight_decay"])
+                    w_norm, g_norm = torch.linalg.vector_norm(p), torch.linalg.vector_norm(g)
+                    trust = torch.where((w_norm > 0) & (g_norm > 0), group["trust_coefficient"] * w_norm / g_norm, torch.ones_like(w_norm))
+                    g = g * trust
+                state = self.state[p]
+                buf = state.get("momentum_buffer")
+                if buf is None:
+                    buf = state["momentum_buffer"] = torch.zeros_like(p)
+                buf.mul_(group["momentum"]).add_(g, alpha=group["lr"])
+                p.sub_(buf)
+        return loss
+
+
+def param_groups(params: Iterable[tuple[str, nn.Parameter]], weight_decay: float) -> list[dict]:
+    """Split into decayed (``ndim >= 2``) and non-decayed parameters; duplicates (shared modules) once."""
+    seen: set[int] = set()
+    decay, no_decay = [], []
+    for _, p in params:
+        if not p.requires_grad or id(p) in seen:
+            continue
+        seen.add(id(p))
+        (decay if p.ndim >= 2 else no_decay).append(p)
+    return [
+        {"params": decay, "weight_decay": weight_decay, "lars": True},
+        {"params": no_decay, "weight_decay": 0.0, "lars": False},
+    ]
+
+
+def build_optimizer(cfg: OptimizerConfig, named_params: Iterable[tuple[str, nn.Parameter]], device: torch.device) -> torch.optim.Optimizer:
+    groups = [g for g in param_groups(named_params, cfg.weight_decay) if g["params"]]
+    if cfg.name == "adamw":
+        for g in groups:
+            g.pop("lars")
+        return torch.optim.AdamW(groups, lr=cfg.lr, betas=cfg.betas, eps=cfg.eps, fused=device.type == "cuda")
+    if cfg.name == "sgd":
+        for g in groups:
+            g.pop("lars")
+        return torch.optim.SGD(groups, lr=cfg.lr, momentum=cfg.momentum)
+    return LARS(groups, lr=cfg.lr, momentum=cfg.momentum, trust_coefficient=cfg.trust_coefficient)
