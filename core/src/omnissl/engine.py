@@ -195,6 +195,7 @@ class Trainer:
             objective = self.registry.get("objectives", task.objective.name).build(task.objective.params, ctx)
             tasks[task.name] = TaskModule(encoder, views, objective)
             self.evaluators[task.name] = [(ref.name, self.registry.get("evaluators", ref.name).build(ref.params, ctx)) for ref in task.eval]
+        self.callbacks = [self.registry.get("callbacks", ref.name).build(ref.params, BuildContext(seed=cfg.seed)) for ref in cfg.logging.callbacks]
         self.model = RunModel(shared, tasks).to(self.device)
         if self.device.type == "cuda" and self.world > 1:
             self.model = nn.SyncBatchNorm.convert_sync_batchnorm(self.model)
@@ -327,6 +328,8 @@ class Trainer:
                     self.evaluate()
             final = self.save_checkpoint()
             evals = self.evaluate() if cfg.eval.at_end else []
+            for callback in self.callbacks:
+                callback.on_end(self.step)
             return RunResult(step=self.step, out_dir=self.out_dir, metrics=self.last_metrics, evals=evals, checkpoint=final, model=self.model)
         finally:
             for sig, handler in previous.items():
@@ -404,6 +407,9 @@ class Trainer:
         for name, sums in self.sums.items():
             if self.counts[name]:
                 device_values.update({(f"{name}/{k}" if len(self.sums) > 1 or k != "loss" else k): v / self.counts[name] for k, v in sums.items()})
+        if self.world > 1 and device_values:  # report the global-batch mean, not rank 0's share
+            stacked = distributed.all_reduce_sum(torch.stack(list(device_values.values()))) / self.world
+            device_values = dict(zip(device_values, stacked))
         monitor_every = eng.monitor_every or self.config.logging.log_every
         if self.rank == 0 and self.step % monitor_every == 0:
             device_values.update(self._monitor())
@@ -417,6 +423,8 @@ class Trainer:
         metrics["samples_per_s"] = self.samples / max(now - self.last_log_time, 1e-9)
         self.last_metrics = metrics
         self.logger.log(self.step, metrics)
+        for callback in self.callbacks:
+            callback.on_log(self.step, metrics)
         floor = eng.collapse_floor
         for key, value in metrics.items():
             if floor and key.endswith(("/rankme", "/embedding_std")) and value < floor:

@@ -49,7 +49,7 @@ def omnissl_modalities() -> Iterable[ModalitySpec]:
         ...     def omnissl_modalities(self):
         ...         yield ModalitySpec(name="demo.vectors", summary="Rows of 8 floats.",
         ...                            example_batch=lambda: torch.randn(4, 8))
-        >>> pm = PluginManager(autoload=False); pm.register(Plugin(), name="demo")
+        >>> pm = PluginManager(autoload=False); _ = pm.register(Plugin(), name="demo")
         >>> pm.registry.get("modalities", "demo.vectors").example_batch().shape
         torch.Size([4, 8])
     """
@@ -71,7 +71,7 @@ def omnissl_datasets() -> Iterable[DatasetSpec]:
         ...     def omnissl_datasets(self):
         ...         yield DatasetSpec(name="demo.rows", config=Rows, summary="Random rows.",
         ...                           factory=lambda cfg, ctx: TensorSource(torch.randn(cfg.n, 8)))
-        >>> pm = PluginManager(autoload=False); pm.register(Plugin(), name="demo")
+        >>> pm = PluginManager(autoload=False); _ = pm.register(Plugin(), name="demo")
         >>> len(pm.registry.get("datasets", "demo.rows").build({"n": 10}, BuildContext()))
         10
     """
@@ -97,7 +97,7 @@ def omnissl_encoders() -> Iterable[EncoderSpec]:
         ...     def omnissl_encoders(self):
         ...         yield EncoderSpec(name="demo.linear", config=Cfg, summary="One linear layer.",
         ...                           factory=lambda cfg, ctx: Linear(cfg.dim))
-        >>> pm = PluginManager(autoload=False); pm.register(Plugin(), name="demo")
+        >>> pm = PluginManager(autoload=False); _ = pm.register(Plugin(), name="demo")
         >>> pm.registry.get("encoders", "demo.linear").build({"dim": 4}, BuildContext()).output_dim
         4
     """
@@ -120,7 +120,7 @@ def omnissl_view_generators() -> Iterable[ViewGeneratorSpec]:
         ...     def omnissl_view_generators(self):
         ...         yield ViewGeneratorSpec(name="demo.noise", summary="Two noisy views.",
         ...                                 factory=lambda cfg, ctx: Noise())
-        >>> pm = PluginManager(autoload=False); pm.register(Plugin(), name="demo")
+        >>> pm = PluginManager(autoload=False); _ = pm.register(Plugin(), name="demo")
         >>> views = pm.registry.get("view_generators", "demo.noise").build({}, BuildContext())
         >>> len(views(torch.zeros(2, 8), torch.Generator().manual_seed(0)).inputs)
         2
@@ -143,7 +143,7 @@ def omnissl_objectives() -> Iterable[ObjectiveSpec]:
         ...     def omnissl_objectives(self):
         ...         yield ObjectiveSpec(name="demo.align", summary="Pull two views together.",
         ...                             factory=lambda cfg, ctx: Align())
-        >>> pm = PluginManager(autoload=False); pm.register(Plugin(), name="demo")
+        >>> pm = PluginManager(autoload=False); _ = pm.register(Plugin(), name="demo")
         >>> pm.registry.get("objectives", "demo.align").summary
         'Pull two views together.'
     """
@@ -166,7 +166,7 @@ def omnissl_evaluators() -> Iterable[EvaluatorSpec]:
         ...         yield EvaluatorSpec(name="demo.size", summary="Counts samples.",
         ...                             factory=lambda cfg, ctx: lambda run: EvalResult(
         ...                                 name="size", metrics={"n": float(len(run.data))}))
-        >>> pm = PluginManager(autoload=False); pm.register(Plugin(), name="demo")
+        >>> pm = PluginManager(autoload=False); _ = pm.register(Plugin(), name="demo")
         >>> pm.registry.names("evaluators")
         ['demo.size']
     """
@@ -190,7 +190,7 @@ def omnissl_callbacks() -> Iterable[CallbackSpec]:
         ...     def omnissl_callbacks(self):
         ...         yield CallbackSpec(name="demo.print_loss", summary="Prints the loss.",
         ...                            factory=lambda cfg, ctx: PrintLoss())
-        >>> pm = PluginManager(autoload=False); pm.register(Plugin(), name="demo")
+        >>> pm = PluginManager(autoload=False); _ = pm.register(Plugin(), name="demo")
         >>> pm.registry.get("callbacks", "demo.print_loss").name
         'demo.print_loss'
     """
@@ -208,7 +208,7 @@ def omnissl_config_dirs() -> Iterable[Traversable]:
         ...     @hookimpl
         ...     def omnissl_config_dirs(self):
         ...         return [files("omnissl") / "configs"]
-        >>> pm = PluginManager(autoload=False); pm.register(Plugin(), name="demo")
+        >>> pm = PluginManager(autoload=False); _ = pm.register(Plugin(), name="demo")
         >>> any(d.name == "configs" for d in pm.config_dirs())
         True
     """
@@ -229,7 +229,7 @@ def omnissl_cli_commands(cli: Any) -> None:
         ...     def omnissl_cli_commands(self, cli):
         ...         cmd = cli.add_parser("hello", help="Say hello.")
         ...         cmd.set_defaults(func=lambda args: print("hello") or 0)
-        >>> pm = PluginManager(autoload=False); pm.register(Plugin(), name="demo")
+        >>> pm = PluginManager(autoload=False); _ = pm.register(Plugin(), name="demo")
         >>> parser = argparse.ArgumentParser(); sub = parser.add_subparsers()
         >>> pm.hook.omnissl_cli_commands(cli=sub)
         []

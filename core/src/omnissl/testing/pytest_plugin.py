@@ -31,3 +31,14 @@ def temporary_plugin(bare_plugin_manager: PluginManager) -> Iterator[Callable[[o
         return bare_plugin_manager
 
     yield register
+
+
+@pytest.fixture
+def shared_data():
+    """Path of the real datasets (``$OMNISSL_DATA`` or ``../shared/data``); skips the test when absent."""
+    from omnissl.testing.data import shared_data_dir
+
+    path = shared_data_dir()
+    if path is None:
+        pytest.skip("real data not available: set OMNISSL_DATA or place it at ../shared/data")
+    return path

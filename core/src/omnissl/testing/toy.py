@@ -86,3 +86,21 @@ class ToyNoiseViews(ViewGenerator):
 
 def example_batch() -> Tensor:
     return toy_source(ToyDataConfig(num_samples=8)).data
+
+
+def toy_run_config(out_dir: str = "runs/toy-test", steps: int = 20) -> dict:
+    """A small valid run config (SimCLR on toy clusters, CPU) as a mapping, for tests and examples."""
+    return {
+        "seed": 0,
+        "tasks": [
+            {
+                "name": "toy",
+                "data": {"name": "toy.clusters", "num_samples": 256, "dim": 8},
+                "encoder": {"name": "toy.mlp", "hidden_dim": 32, "output_dim": 16},
+                "views": {"name": "toy.noise", "sigma": 0.3, "drop": 0.1},
+                "objective": {"name": "core.simclr", "hidden_dim": 32, "proj_dim": 16},
+            }
+        ],
+        "engine": {"steps": steps, "batch_size": 64, "optimizer": {"name": "adamw", "lr": 0.003}, "device": "cpu"},
+        "logging": {"out_dir": out_dir, "log_every": 5, "progress": False},
+    }
