@@ -5,8 +5,19 @@ from __future__ import annotations
 from importlib.resources import files
 
 from omnissl.hookspecs import hookimpl
+from omnissl.evaluation.probes import KNNProbeConfig, LinearProbeConfig, knn_probe_evaluator, linear_probe_evaluator
+from omnissl.objectives.amcl import AMCLConfig, AMCLObjective
+from omnissl.objectives.barlow_twins import BarlowTwinsConfig, BarlowTwinsObjective
+from omnissl.objectives.byol import BYOLConfig, BYOLObjective
+from omnissl.objectives.jepa import JEPAConfig, JEPAObjective
+from omnissl.objectives.mixed_barlow_twins import MixedBarlowTwinsConfig, MixedBarlowTwinsObjective
+from omnissl.objectives.mochi import MoCHiConfig, MoCHiObjective
+from omnissl.objectives.multi import MultiObjective, MultiObjectiveConfig
 from omnissl.objectives.simclr import SimCLRConfig, SimCLRObjective
-from omnissl.specs import DatasetSpec, EncoderSpec, ModalitySpec, ObjectiveSpec, ViewGeneratorSpec
+from omnissl.objectives.swav import SwAVConfig, SwAVObjective
+from omnissl.objectives.token_masking import TokenMasking, TokenMaskingConfig
+from omnissl.objectives.vicreg import VICRegConfig, VICRegObjective
+from omnissl.specs import DatasetSpec, EncoderSpec, EvaluatorSpec, ModalitySpec, ObjectiveSpec, ViewGeneratorSpec
 from omnissl.testing import toy
 
 
@@ -18,8 +29,11 @@ def omnissl_modalities():
         example_batch=toy.example_batch,
         example_data=lambda: toy.toy_source(toy.ToyDataConfig(num_samples=64)),
         encoders=("toy.mlp",),
-        views=("toy.noise",),
-        objectives=("core.simclr",),
+        views=("toy.noise", "core.token_masking"),
+        objectives=(
+            "core.simclr", "core.mochi", "core.amcl", "core.barlow_twins", "core.mixed_barlow_twins",
+            "core.vicreg", "core.byol", "core.swav", "core.multi",
+        ),
     )
 
 
@@ -42,6 +56,10 @@ def omnissl_view_generators():
         name="toy.noise", config=toy.ToyNoiseConfig, factory=lambda cfg, ctx: toy.ToyNoiseViews(cfg),
         summary="Gaussian noise and feature dropout, batched on the device.",
     )
+    yield ViewGeneratorSpec(
+        name="core.token_masking", config=TokenMaskingConfig, factory=TokenMasking.build,
+        summary="Random disjoint context/target token indices for JEPA-style objectives (info: context_idx, target_idx).",
+    )
 
 
 @hookimpl
@@ -49,6 +67,54 @@ def omnissl_objectives():
     yield ObjectiveSpec(
         name="core.simclr", config=SimCLRConfig, factory=SimCLRObjective.build,
         summary="SimCLR: NT-Xent over projected pooled embeddings of two views (Chen et al. 2020).",
+    )
+    yield ObjectiveSpec(
+        name="core.mochi", config=MoCHiConfig, factory=MoCHiObjective.build,
+        summary="MoCHi: NT-Xent or MoCo queue with synthesised hard negatives (Kalantidis et al. 2020).",
+    )
+    yield ObjectiveSpec(
+        name="core.amcl", config=AMCLConfig, factory=AMCLObjective.build,
+        summary="Adaptive multi-head contrastive learning with pair-adaptive temperatures (Wang et al. 2024).",
+    )
+    yield ObjectiveSpec(
+        name="core.barlow_twins", config=BarlowTwinsConfig, factory=BarlowTwinsObjective.build,
+        summary="Barlow Twins: cross-correlation of batch-normalised embeddings to identity (Zbontar et al. 2021).",
+    )
+    yield ObjectiveSpec(
+        name="core.mixed_barlow_twins", config=MixedBarlowTwinsConfig, factory=MixedBarlowTwinsObjective.build,
+        summary="Mixed Barlow Twins: Barlow Twins plus a mixup cross-correlation regulariser (Bandara et al. 2023).",
+    )
+    yield ObjectiveSpec(
+        name="core.vicreg", config=VICRegConfig, factory=VICRegObjective.build,
+        summary="VICReg: variance, invariance and covariance terms 25/25/1 (Bardes et al. 2022).",
+    )
+    yield ObjectiveSpec(
+        name="core.byol", config=BYOLConfig, factory=BYOLObjective.build,
+        summary="BYOL: predictor + EMA teacher with cosine momentum (Grill et al. 2020).",
+    )
+    yield ObjectiveSpec(
+        name="core.jepa", config=JEPAConfig, factory=JEPAObjective.build,
+        summary="JEPA latent prediction of EMA-teacher target tokens from context tokens (Assran et al. 2023).",
+    )
+    yield ObjectiveSpec(
+        name="core.swav", config=SwAVConfig, factory=SwAVObjective.build,
+        summary="SwAV: prototypes with Sinkhorn-Knopp equipartitioned codes, swapped prediction (Caron et al. 2020).",
+    )
+    yield ObjectiveSpec(
+        name="core.multi", config=MultiObjectiveConfig, factory=MultiObjective.build,
+        summary="Several registered objectives on one encoder: weighted sum or MGDA min-norm weights (Sener & Koltun 2018).",
+    )
+
+
+@hookimpl
+def omnissl_evaluators():
+    yield EvaluatorSpec(
+        name="core.linear_probe", config=LinearProbeConfig, factory=linear_probe_evaluator,
+        summary="Linear probe on frozen features vs surface features and a random encoder (mean ± std over seeds).",
+    )
+    yield EvaluatorSpec(
+        name="core.knn_probe", config=KNNProbeConfig, factory=knn_probe_evaluator,
+        summary="Cosine kNN probe with temperature-weighted votes vs surface features and a random encoder.",
     )
 
 

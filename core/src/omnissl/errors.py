@@ -12,7 +12,7 @@ from collections.abc import Iterable
 class OmnisslError(Exception):
     """Base class of errors caused by user input; ``exit_code`` is what the CLI returns."""
 
-    exit_code = 1
+    exit_code = 2
 
 
 class ConfigError(OmnisslError):
