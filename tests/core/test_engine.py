@@ -175,3 +175,13 @@ def test_lars_trust_ratio():
     # trust = 0.1 * ||w|| / ||g|| = 0.1 * 4 / 2 = 0.2; update = lr * trust * g
     torch.testing.assert_close(w.detach(), torch.full((2, 2), 1.8))
     torch.testing.assert_close(b.detach(), torch.zeros(2))
+
+
+def test_loader_workers_give_the_same_run(toy_config, tmp_path):
+    toy_config["engine"]["steps"] = 12
+    toy_config["engine"]["checkpoint"] = {"every": 6}
+    direct = run_config(toy_config).model.state_dict()
+    toy_config["engine"]["workers"] = 2
+    toy_config["logging"]["out_dir"] = str(tmp_path / "workers")
+    loaded = run_config(toy_config).model.state_dict()
+    assert all(torch.equal(direct[k], loaded[k]) for k in direct)

@@ -65,7 +65,12 @@ class CheckpointConfig(Strict):
 
 
 class EngineConfig(Strict):
-    """Training settings; see docs/architecture.md for each field."""
+    """Training settings; docs/architecture.md section 5 describes each.
+
+    ``workers > 0`` collates batches in that many DataLoader worker processes (sources stay on the CPU
+    and batches are pinned and moved per step) for sources whose ``batch`` decodes or samples on the host;
+    ``0`` (default) keeps data on the device and collates by indexing there.
+    """
 
     steps: int | None = Field(None, gt=0)
     epochs: float | None = Field(None, gt=0)

@@ -125,6 +125,32 @@ class TaskStream:
         self.epoch, self.cursor, self._perm = int(state["epoch"]), int(state["cursor"]), None
 
 
+class _CollateDataset(torch.utils.data.Dataset):
+    """Lets DataLoader workers call ``source.batch(indices)`` for index tensors the stream produces."""
+
+    def __init__(self, source: Any):
+        self.source = source
+
+    def __len__(self) -> int:
+        return len(self.source)
+
+    def __getitem__(self, indices: Tensor) -> Any:
+        return self.source.batch(indices)
+
+
+class _StreamSampler(torch.utils.data.Sampler):
+    """Yields the index batches a copy of ``stream`` would produce, so workers can run ahead of the loop."""
+
+    def __init__(self, stream: TaskStream):
+        self.stream = stream
+
+    def __iter__(self):
+        ahead = TaskStream(self.stream.size, self.stream.global_batch, self.stream.seed, self.stream.rank, self.stream.world, torch.device("cpu"))
+        ahead.load_state_dict(self.stream.state_dict())
+        while True:
+            yield ahead.next()
+
+
 class TaskSampler:
     """Chooses the task of each step: ``round_robin``, ``proportional`` (to data size) or ``weighted``."""
 
@@ -187,7 +213,8 @@ class Trainer:
         for task in cfg.tasks:
             ctx = BuildContext(shared=shared, seed=cfg.seed)
             source = self.registry.get("datasets", task.data.name).build(task.data.params, ctx)
-            self.sources[task.name] = source.to(self.device)
+            # with loader workers, collation happens in worker processes on the CPU; pinned batches move per step
+            self.sources[task.name] = source if cfg.engine.workers else source.to(self.device)
             ctx.data = self.sources[task.name]
             encoder = self.registry.get("encoders", task.encoder.name).build(task.encoder.params, ctx)
             ctx.encoder = encoder
@@ -285,6 +312,7 @@ class Trainer:
         if self.rank == 0:
             (self.out_dir / "config.json").write_text(self.config.model_dump_json(indent=2))
         self._init_metrics()
+        self.loaders = {name: self._loader(name) for name in self.streams} if eng.workers else {}
         stop_signal: list[int] = []
         previous = self._install_signal_handlers(stop_signal)
         net = self.ddp or self.model
@@ -298,8 +326,9 @@ class Trainer:
                 weight = 1.0 if eng.task_sampling == "weighted" else self.config_task(name).weight
                 self.view_generator.manual_seed((cfg.seed * 1_000_003 + self.step) * 1009 + self.rank)
                 for micro in range(eng.accumulate):
-                    indices = self.streams[name].next()
-                    batch = move_to_device(self.sources[name].batch(indices), self.device)
+                    indices = self.streams[name].next()  # the loader's workers produce the same batches ahead
+                    batch = next(self.loaders[name]) if self.loaders else self.sources[name].batch(indices)
+                    batch = move_to_device(batch, self.device)
                     sync = nullcontext() if self.ddp is None or micro == eng.accumulate - 1 else self.ddp.no_sync()
                     with sync:
                         with torch.autocast(self.device.type, dtype=self.autocast_dtype or torch.float32, enabled=self.autocast_dtype is not None):
@@ -335,6 +364,14 @@ class Trainer:
             for sig, handler in previous.items():
                 signal.signal(sig, handler)
             self.logger.close()
+
+    def _loader(self, name: str):
+        loader = torch.utils.data.DataLoader(
+            _CollateDataset(self.sources[name]), sampler=_StreamSampler(self.streams[name]), batch_size=None,
+            num_workers=self.config.engine.workers, pin_memory=self.device.type == "cuda", prefetch_factor=4,
+            persistent_workers=True,
+        )
+        return iter(loader)
 
     def config_task(self, name: str):
         return next(t for t in self.config.tasks if t.name == name)
