@@ -27,6 +27,7 @@ from einops import rearrange
 from torch import Tensor, nn
 
 from omnissl import distributed
+from omnissl.losses._gather import gather_with_grad
 
 
 def temperature_regulariser(tau: Tensor, dim: int) -> Tensor:
@@ -82,10 +83,11 @@ class AMCLLoss(nn.Module):
         local, offset = z_a.shape[0], distributed.rank() * z_a.shape[0]
         rows = F.normalize(torch.cat([z_a, z_b], dim=0).float(), dim=-1)  # (2B, C, D)
         phi_rows = self.temperature.phi(rows)
-        all_a, all_b = distributed.gather_with_grad(rows[:local]), distributed.gather_with_grad(rows[local:])
-        phi_a, phi_b = distributed.gather_with_grad(phi_rows[:local]), distributed.gather_with_grad(phi_rows[local:])
-        global_n = all_a.shape[0]
-        columns, phi_columns = torch.cat([all_a, all_b]), torch.cat([phi_a, phi_b])  # (2G, C, D)
+        # one gather for both views and their phi features keeps the collectives in a fixed order
+        packed = rearrange(torch.cat([rows, phi_rows], dim=-1), "(v b) c e -> b v c e", v=2)
+        gathered = rearrange(gather_with_grad(packed), "g v c e -> (v g) c e")  # (2G, C, 2D)
+        columns, phi_columns = gathered[..., : self.dim], gathered[..., self.dim :]
+        global_n = gathered.shape[0] // 2
         sim = torch.einsum("rcd,kcd->crk", rows, columns)  # (C, 2B, 2G)
         tau = self.temperature.from_scores(torch.einsum("rcd,kcd->crk", phi_rows, phi_columns))
         local_idx = torch.arange(local, device=z_a.device) + offset

@@ -12,6 +12,7 @@ import torch
 from torch import Tensor, nn
 
 from omnissl import distributed
+from omnissl.losses._gather import gather_with_grad
 
 BATCH_NORM_EPS = 1e-5  # torch.nn.BatchNorm1d's default, which the reference code uses
 
@@ -30,8 +31,8 @@ def off_diagonal(c: Tensor) -> Tensor:
 
 def cross_correlation(z_a: Tensor, z_b: Tensor) -> Tensor:
     """``bn(z_a)^T bn(z_b) / N`` over the global batch (gathered with gradients): ``(D, D)``."""
-    a = batch_standardise(distributed.gather_with_grad(z_a.float()))
-    b = batch_standardise(distributed.gather_with_grad(z_b.float()))
+    a = batch_standardise(gather_with_grad(z_a.float()))
+    b = batch_standardise(gather_with_grad(z_b.float()))
     return a.T @ b / a.shape[0]
 
 

@@ -5,7 +5,10 @@ section 3.2 (algorithm 2) and their code github.com/isl-org/MultiObjectiveOptimi
 (``min_norm_solvers.py``): for two tasks the closed form
 ``alpha = clamp((g2 - g1) . g2 / ||g1 - g2||^2, 0, 1)``; for more, Frank-Wolfe on the Gram matrix with the
 two-point closed form as exact line search. ParetoGNN (Ju et al., ICLR 2023) uses it across graph pretext
-tasks. Everything runs on tensors with a fixed number of iterations, so there is no host sync.
+tasks. For up to :data:`EXACT_MAX_TASKS` tasks we solve the small quadratic program exactly instead (every
+face of the simplex is an equality-constrained QP solved in one batched linear solve; the best feasible one
+wins), because Frank-Wolfe converges slowly when the optimum lies on a face. Everything runs on tensors
+with a fixed amount of work, so there is no host sync.
 """
 
 from __future__ import annotations
@@ -20,8 +23,36 @@ def _line_search(v1v1: Tensor, v1v2: Tensor, v2v2: Tensor) -> Tensor:
     return ((v2v2 - v1v2) / denom).clamp(0.0, 1.0)
 
 
+EXACT_MAX_TASKS = 8
+
+
+def _exact_min_norm(gram: Tensor) -> Tensor:
+    """Solve ``min alpha^T G alpha`` on the simplex by enumerating faces (``2^T - 1`` small KKT systems)."""
+    tasks = gram.shape[0]
+    codes = torch.arange(1, 2**tasks, device=gram.device)
+    subsets = ((codes.unsqueeze(1) >> torch.arange(tasks, device=gram.device)) & 1).bool()  # (F, T), built on the device
+    faces = subsets.shape[0]
+    kkt = torch.zeros(faces, tasks + 1, tasks + 1, dtype=gram.dtype, device=gram.device)
+    inside = subsets.to(gram.dtype)
+    pair = inside.unsqueeze(2) * inside.unsqueeze(1)
+    # rows of tasks outside the face become alpha_t = 0; inside rows are G_S alpha + lambda = 0
+    kkt[:, :tasks, :tasks] = gram * pair + torch.diag_embed(1 - inside)
+    kkt[:, :tasks, tasks] = inside
+    kkt[:, tasks, :tasks] = inside
+    rhs = torch.zeros(faces, tasks + 1, dtype=gram.dtype, device=gram.device)
+    rhs[:, tasks] = 1.0
+    solution = (torch.linalg.pinv(kkt) @ rhs.unsqueeze(2)).squeeze(2)[:, :tasks]  # (F, T)
+    feasible = (solution >= -1e-9).all(dim=1) & ((solution.sum(dim=1) - 1).abs() < 1e-6)
+    value = torch.einsum("ft,ts,fs->f", solution, gram, solution)
+    value = torch.where(feasible, value, torch.full_like(value, float("inf")))
+    best = solution[value.argmin()].clamp_min(0)
+    return best / best.sum()
+
+
 def min_norm_weights(gram: Tensor, iterations: int = 50) -> Tensor:
     """Weights ``alpha`` on the simplex minimising ``alpha^T G alpha`` for the Gram matrix ``G`` of task gradients.
+
+    Two tasks: closed form. Up to eight: exact face enumeration. More: ``iterations`` Frank-Wolfe steps.
 
     Shapes:
         ``gram``: ``(T, T)`` -> ``(T,)``, non-negative, summing to 1 (detached).
@@ -35,6 +66,8 @@ def min_norm_weights(gram: Tensor, iterations: int = 50) -> Tensor:
     if tasks == 2:
         g = _line_search(gram[0, 0], gram[0, 1], gram[1, 1])
         return torch.stack([g, 1 - g]).float()
+    if tasks <= EXACT_MAX_TASKS:
+        return _exact_min_norm(gram).float()
     alpha = torch.full((tasks,), 1.0 / tasks, dtype=gram.dtype, device=gram.device)
     eye = torch.eye(tasks, dtype=gram.dtype, device=gram.device)
     for _ in range(iterations):

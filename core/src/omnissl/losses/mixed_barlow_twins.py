@@ -11,10 +11,9 @@ unbiased std (no eps), which we follow here.
 
 from __future__ import annotations
 
-import torch
 from torch import Tensor, nn
 
-from omnissl import distributed
+from omnissl.losses._gather import gather_with_grad
 from omnissl.losses.barlow_twins import _check_pair
 
 
@@ -42,7 +41,7 @@ class MixedBarlowTwinsRegulariser(nn.Module):
     def forward(self, z_a: Tensor, z_b: Tensor, z_m: Tensor, alpha: Tensor, perm: Tensor) -> Tensor:
         _check_pair("Mixed Barlow Twins", z_a, z_b)
         _check_pair("Mixed Barlow Twins", z_a, z_m)
-        a, b, m = (_standardise(distributed.gather_with_grad(z.float())) for z in (z_a, z_b, z_m))
+        a, b, m = (_standardise(gather_with_grad(z.float())) for z in (z_a, z_b, z_m))
         n = a.shape[0]
         b_perm = b[perm]
         c_ma, c_mb = m.T @ a / n, m.T @ b / n

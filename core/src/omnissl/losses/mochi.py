@@ -22,6 +22,7 @@ from einops import rearrange
 from torch import Tensor, nn
 
 from omnissl import distributed
+from omnissl.losses._gather import gather_with_grad
 
 
 def mix_hard_negatives(
@@ -109,7 +110,7 @@ class MoCHiNTXentLoss(nn.Module):
             raise ValueError("MoCHi NT-Xent needs at least 2 samples in the global batch to have negatives")
         z_a, z_b = F.normalize(z_a.float(), dim=1), F.normalize(z_b.float(), dim=1)
         local, offset = z_a.shape[0], distributed.rank() * z_a.shape[0]
-        all_a, all_b = distributed.gather_with_grad(z_a), distributed.gather_with_grad(z_b)
+        all_a, all_b = gather_with_grad(z_a), gather_with_grad(z_b)
         global_n = all_a.shape[0]
         columns = torch.cat([all_a, all_b], dim=0)  # (2G, D)
         rows = torch.cat([z_a, z_b], dim=0)  # (2B, D)

@@ -11,6 +11,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from omnissl import distributed
+from omnissl.losses._gather import gather_with_grad
 
 
 class NTXentLoss(nn.Module):
@@ -49,7 +50,7 @@ class NTXentLoss(nn.Module):
         z_a, z_b = F.normalize(z_a.float(), dim=1), F.normalize(z_b.float(), dim=1)
         local = z_a.shape[0]
         offset = distributed.rank() * local
-        all_a, all_b = distributed.gather_with_grad(z_a), distributed.gather_with_grad(z_b)
+        all_a, all_b = gather_with_grad(z_a), gather_with_grad(z_b)
         columns = torch.cat([all_a, all_b], dim=0)  # (2G, D)
         global_n = all_a.shape[0]
         rows = torch.cat([z_a, z_b], dim=0)  # (2B, D)

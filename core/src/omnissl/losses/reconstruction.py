@@ -14,7 +14,6 @@ Each loss takes ``pred`` and ``target`` of shape ``(..., F)`` and an optional bo
 
 from __future__ import annotations
 
-import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 

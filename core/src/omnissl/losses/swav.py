@@ -11,6 +11,8 @@ count are all reduced over processes, so two processes give the one-process code
 
 from __future__ import annotations
 
+import math
+
 import torch
 import torch.distributed as dist
 import torch.nn.functional as F
@@ -19,14 +21,25 @@ from torch import Tensor, nn
 from omnissl import distributed
 
 
+def _global_row_logsumexp(log_q: Tensor) -> Tensor:
+    """``log sum_b exp(log_q[k, b])`` over the samples of every process: ``(K, B) -> (K, 1)``."""
+    top = log_q.max(dim=1, keepdim=True).values
+    if distributed.world_size() > 1:
+        dist.all_reduce(top, op=dist.ReduceOp.MAX)
+    total = torch.exp(log_q - top).sum(dim=1, keepdim=True)
+    distributed.all_reduce_sum(total)
+    return top + torch.log(total)
+
+
 @torch.no_grad()
 def sinkhorn_knopp(scores: Tensor, epsilon: float = 0.05, iterations: int = 3) -> Tensor:
     """Equipartitioned soft assignments of samples to prototypes (SwAV's ``distributed_sinkhorn``).
 
     ``Q = exp(scores / epsilon)`` is alternately scaled so that every prototype gets ``1/K`` of the mass
     and every sample ``1/B`` (``B`` the *global* batch), then rescaled so each sample's codes sum to 1.
-    The global maximum score is subtracted first (a constant factor, so the result is unchanged) to keep
-    ``exp`` finite for small ``epsilon``.
+    Computed in the log domain (the same iterates as the reference code, which exponentiates directly and
+    overflows or underflows for small ``epsilon``); the reference's first division by the total mass is a
+    global constant that the first row normalisation removes, so it is skipped.
 
     Shapes:
         ``scores``: ``(B, K)`` local samples by prototypes -> ``(B, K)`` codes, rows summing to 1.
@@ -35,23 +48,15 @@ def sinkhorn_knopp(scores: Tensor, epsilon: float = 0.05, iterations: int = 3) -
         raise ValueError(f"sinkhorn_knopp needs (B, K) scores, got {tuple(scores.shape)}")
     if epsilon <= 0 or iterations < 1:
         raise ValueError(f"sinkhorn_knopp needs epsilon > 0 and iterations >= 1, got {epsilon}, {iterations}")
-    scores = scores.float()
-    top = scores.max()
-    if distributed.world_size() > 1:
-        dist.all_reduce(top, op=dist.ReduceOp.MAX)
-    q = torch.exp((scores - top) / epsilon).T  # (K, B)
-    num_prototypes = q.shape[0]
-    num_samples = torch.tensor(float(q.shape[1]), device=q.device)
+    log_q = (scores.float() / epsilon).T  # (K, B)
+    num_prototypes = log_q.shape[0]
+    num_samples = torch.tensor(float(log_q.shape[1]), device=log_q.device)
     distributed.all_reduce_sum(num_samples)
-    total = q.sum()
-    distributed.all_reduce_sum(total)
-    q = q / total
+    log_k, log_b = math.log(num_prototypes), torch.log(num_samples)
     for _ in range(iterations):
-        rows = q.sum(dim=1, keepdim=True)
-        distributed.all_reduce_sum(rows)
-        q = q / rows / num_prototypes
-        q = q / q.sum(dim=0, keepdim=True) / num_samples
-    return (q * num_samples).T
+        log_q = log_q - _global_row_logsumexp(log_q) - log_k
+        log_q = log_q - torch.logsumexp(log_q, dim=0, keepdim=True) - log_b
+    return torch.exp(log_q + log_b).T
 
 
 class SwAVLoss(nn.Module):

@@ -13,7 +13,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from omnissl import distributed
+from omnissl.losses._gather import gather_with_grad
 from omnissl.losses.barlow_twins import _check_pair, off_diagonal
 
 
@@ -35,7 +35,7 @@ class VICRegLoss(nn.Module):
 
     def terms(self, z_a: Tensor, z_b: Tensor) -> tuple[Tensor, Tensor, Tensor]:
         _check_pair("VICReg", z_a, z_b)
-        x, y = distributed.gather_with_grad(z_a.float()), distributed.gather_with_grad(z_b.float())
+        x, y = gather_with_grad(z_a.float()), gather_with_grad(z_b.float())
         invariance = F.mse_loss(x, y)
         x, y = x - x.mean(dim=0), y - y.mean(dim=0)
         std_x, std_y = torch.sqrt(x.var(dim=0) + self.eps), torch.sqrt(y.var(dim=0) + self.eps)

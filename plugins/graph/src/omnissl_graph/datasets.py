@@ -1,0 +1,285 @@
+"""Graph datasets: Planetoid and TU from local raw files, an edge-list loader and generated graphs.
+
+Raw files are read with PyG's own readers (``read_planetoid_data``, ``read_tu_data``), which parse the raw
+directory in memory: nothing is written next to the raw files and no ``processed/`` cache is needed.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Literal
+
+import numpy as np
+import torch
+from pydantic import Field
+from torch import Tensor
+from torch_geometric.data import Data
+from torch_geometric.utils import coalesce, remove_self_loops, to_undirected
+
+from omnissl.errors import DataError
+from omnissl.specs import BuildContext, ComponentConfig
+from omnissl_graph.sources import GraphSetSource, NeighborSampledSource, NodeGraphSource
+
+
+def data_root() -> Path:
+    """``$OMNISSL_DATA`` or ``../shared/data`` from the current directory (the project's convention)."""
+    return Path(os.environ.get("OMNISSL_DATA", "../shared/data"))
+
+
+class NodeSourceOptions(ComponentConfig):
+    """Options of every node-level dataset.
+
+    Attributes:
+        num_neighbors: ``None`` (default) trains full-graph (one sample); a list such as ``[10, 10]`` makes
+            the source neighbour-sampled over seed nodes (``len == num_nodes``).
+        holdout_edges: share of undirected edges removed from the training graph and kept for
+            ``graph.link_auc`` (0.0).
+        seed: seed of the edge hold-out and of the neighbour sampler (0).
+    """
+
+    num_neighbors: list[int] | None = None
+    holdout_edges: float = Field(0.0, ge=0, lt=1)
+    seed: int = 0
+
+
+def make_node_source(data: Data, labels: dict[str, Tensor], splits: dict[str, Tensor], cfg: NodeSourceOptions) -> NodeGraphSource:
+    """Apply the edge hold-out and choose a full-graph or neighbour-sampled source."""
+    heldout = None
+    if cfg.holdout_edges > 0:
+        g = torch.Generator().manual_seed(cfg.seed)
+        src, dst = data.edge_index
+        upper = data.edge_index[:, src < dst]
+        perm = torch.randperm(upper.shape[1], generator=g)
+        n_hold = int(cfg.holdout_edges * upper.shape[1])
+        heldout = upper[:, perm[:n_hold]]
+        data = Data(x=data.x, edge_index=to_undirected(upper[:, perm[n_hold:]], num_nodes=data.num_nodes), num_nodes=data.num_nodes)
+    if cfg.num_neighbors:
+        return NeighborSampledSource(data, cfg.num_neighbors, labels, splits, heldout, seed=cfg.seed)
+    return NodeGraphSource(data, labels, splits, heldout)
+
+
+class PlanetoidConfig(NodeSourceOptions):
+    """Planetoid citation graph (Cora, CiteSeer, PubMed), public split.
+
+    Attributes:
+        root: directory holding ``<dataset>/raw/ind.<dataset>.*`` (PyG's layout) or the raw directory itself
+            (default ``${OMNISSL_DATA}/graph/planetoid``).
+        dataset: ``Cora`` (default), ``CiteSeer`` or ``PubMed``.
+        normalize_features: divide each row by its sum (True; DGL's citation loaders, which the official
+            GraphMAE code uses, do this, as PyG's ``NormalizeFeatures``).
+    """
+
+    root: str = "${OMNISSL_DATA}/graph/planetoid"
+    dataset: Literal["Cora", "CiteSeer", "PubMed"] = "Cora"
+    normalize_features: bool = True
+
+
+def _expand(path: str) -> Path:
+    return Path(os.path.expandvars(path.replace("${OMNISSL_DATA}", str(data_root()))))
+
+
+def load_planetoid(cfg: PlanetoidConfig, ctx: BuildContext | None = None) -> NodeGraphSource:
+    from torch_geometric.io import read_planetoid_data
+
+    root = _expand(cfg.root)
+    raw = root if (root / f"ind.{cfg.dataset.lower()}.x").exists() else root / cfg.dataset / "raw"
+    if not (raw / f"ind.{cfg.dataset.lower()}.x").exists():
+        raise DataError(f"data.root: no Planetoid raw files ind.{cfg.dataset.lower()}.* in {raw}; point root at the folder holding {cfg.dataset}/raw")
+    data = read_planetoid_data(str(raw), cfg.dataset.lower())
+    x = data.x.float()
+    if cfg.normalize_features:
+        x = x / x.sum(dim=1, keepdim=True).clamp(min=1)
+    splits = {name: torch.nonzero(getattr(data, f"{name}_mask")).flatten() for name in ("train", "val", "test")}
+    return make_node_source(Data(x=x, edge_index=data.edge_index, num_nodes=data.num_nodes), {"class": data.y}, splits, cfg)
+
+
+class TUConfig(ComponentConfig):
+    """A TU benchmark set (Morris et al. 2020) from its raw directory.
+
+    Attributes:
+        root: directory holding ``<dataset>/raw/<dataset>_A.txt`` or the raw directory itself
+            (default ``${OMNISSL_DATA}/graph/tu``).
+        dataset: dataset name, e.g. ``MUTAG`` (default) or ``PROTEINS``.
+        use_node_attr: append continuous node attributes to the one-hot node labels (False, as GraphMAE).
+    """
+
+    root: str = "${OMNISSL_DATA}/graph/tu"
+    dataset: str = "MUTAG"
+    use_node_attr: bool = False
+
+
+def load_tu(cfg: TUConfig, ctx: BuildContext | None = None) -> GraphSetSource:
+    from torch_geometric.io import read_tu_data
+
+    root = _expand(cfg.root)
+    raw = root if (root / f"{cfg.dataset}_A.txt").exists() else root / cfg.dataset / "raw"
+    if not (raw / f"{cfg.dataset}_A.txt").exists():
+        raise DataError(f"data.root: no TU raw files {cfg.dataset}_A.txt in {raw}; point root at the folder holding {cfg.dataset}/raw")
+    data, slices, sizes = read_tu_data(str(raw), cfg.dataset)
+    num_attr = sizes["num_node_attributes"]
+    x = data.x if data.x is not None else torch.ones(data.num_nodes, 1)
+    if not cfg.use_node_attr and num_attr and x.shape[1] > num_attr:
+        x = x[:, num_attr:]
+    graphs = []
+    for i in range(len(slices["y"]) - 1):
+        n0, n1 = int(slices["x"][i]), int(slices["x"][i + 1])
+        e0, e1 = int(slices["edge_index"][i]), int(slices["edge_index"][i + 1])
+        graphs.append(Data(x=x[n0:n1].float(), edge_index=data.edge_index[:, e0:e1], num_nodes=n1 - n0))
+    y = data.y.long()
+    if y.min() < 0:  # some TU sets label classes -1/1
+        y = torch.unique(y, return_inverse=True)[1]
+    return GraphSetSource(graphs, labels={"class": y})
+
+
+class EdgeListConfig(NodeSourceOptions):
+    """One graph from files: an edge list, node features and (optional) node labels.
+
+    Attributes:
+        edges: ``.csv`` (default ``edges.csv``; two integer columns ``src,dst``; a header row is skipped) or ``.npy`` ``(E, 2)``.
+        features: ``.npy`` ``(N, F)`` or ``.csv`` (one row per node); ``None`` uses a constant feature.
+        labels: ``.npy`` ``(N,)`` or ``.csv`` (one integer per line); ``None`` for no labels.
+        num_nodes: number of nodes; ``None`` takes it from the features (or the largest node id + 1).
+        directed: keep edges directed (False: every edge is added in both directions).
+        split: train/val/test shares for a random node split when labels are given ([0.6, 0.2, 0.2]).
+    """
+
+    edges: str = "edges.csv"
+    features: str | None = None
+    labels: str | None = None
+    num_nodes: int | None = Field(None, gt=0)
+    directed: bool = False
+    split: list[float] = Field(default_factory=lambda: [0.6, 0.2, 0.2])
+
+
+def _read_array(path: Path, what: str, dtype) -> np.ndarray:
+    if not path.exists():
+        raise DataError(f"data.{what}: file not found: {path}")
+    try:
+        if path.suffix == ".npy":
+            return np.load(path, allow_pickle=False).astype(dtype)
+        import pandas as pd
+
+        first = path.read_text().split("\n", 1)[0]
+        header = 0 if any(c.isalpha() for c in first) else None
+        return pd.read_csv(path, header=header).to_numpy().astype(dtype)
+    except (ValueError, OSError) as exc:
+        raise DataError(f"data.{what}: cannot read {path}: {exc}; expected a .npy array or a numeric CSV") from None
+
+
+def load_edge_list(cfg: EdgeListConfig, ctx: BuildContext | None = None) -> NodeGraphSource:
+    edges_path = _expand(cfg.edges)
+    edges = _read_array(edges_path, "edges", np.int64)
+    if edges.ndim != 2 or edges.shape[1] != 2:
+        raise DataError(f"data.edges: {edges_path} must have two columns (src, dst), got shape {edges.shape}")
+    if edges.shape[0] == 0:
+        raise DataError(f"data.edges: {edges_path} has no edges; an empty graph cannot be trained on")
+    x = None
+    if cfg.features is not None:
+        x = torch.from_numpy(_read_array(_expand(cfg.features), "features", np.float32))
+        if x.dim() == 1:
+            x = x[:, None]
+    n = cfg.num_nodes or (x.shape[0] if x is not None else int(edges.max()) + 1)
+    if (edges < 0).any() or (edges >= n).any():
+        row = int(np.argmax(((edges < 0) | (edges >= n)).any(axis=1)))
+        raise DataError(
+            f"data.edges: {edges_path} row {row + 1} names node {edges[row].tolist()} but the graph has {n} nodes "
+            f"(ids 0..{n - 1}, from {'num_nodes' if cfg.num_nodes else 'the features file' if x is not None else 'the edges'}); "
+            "fix the edge list or give features/num_nodes for every node"
+        )
+    if x is None:
+        x = torch.ones(n, 1)
+    elif x.shape[0] != n:
+        raise DataError(f"data.features: {cfg.features} has {x.shape[0]} rows but the graph has {n} nodes (num_nodes); one row per node is needed")
+    edge_index = torch.from_numpy(edges).T.contiguous()
+    edge_index, _ = remove_self_loops(edge_index)
+    edge_index = coalesce(edge_index if cfg.directed else to_undirected(edge_index, num_nodes=n), num_nodes=n)
+    labels, splits = {}, {}
+    if cfg.labels is not None:
+        y = torch.from_numpy(_read_array(_expand(cfg.labels), "labels", np.int64)).reshape(-1)
+        if y.shape[0] != n:
+            raise DataError(f"data.labels: {cfg.labels} has {y.shape[0]} labels but the graph has {n} nodes; one label per node is needed")
+        labels = {"class": y}
+        splits = random_split(n, cfg.split, cfg.seed)
+    return make_node_source(Data(x=x, edge_index=edge_index, num_nodes=n), labels, splits, cfg)
+
+
+def random_split(n: int, shares: list[float], seed: int) -> dict[str, Tensor]:
+    """A seeded random train/val/test split of ``n`` items by ``shares``."""
+    perm = torch.randperm(n, generator=torch.Generator().manual_seed(seed))
+    a, b = int(shares[0] * n), int((shares[0] + shares[1]) * n)
+    return {"train": perm[:a], "val": perm[a:b], "test": perm[b:]}
+
+
+class SBMConfig(NodeSourceOptions):
+    """A generated stochastic block model with community labels; needs no data files.
+
+    Attributes:
+        num_nodes: nodes (300). Works up to millions (edges are drawn per node, not per pair).
+        num_blocks: communities = classes (3).
+        avg_degree: expected degree (8).
+        p_in: share of a node's edges inside its community (0.8).
+        num_features: feature width (16); features are a noisy community embedding.
+        feature_noise: std of the feature noise (1.0).
+    """
+
+    num_nodes: int = Field(300, ge=2)
+    num_blocks: int = Field(3, ge=1)
+    avg_degree: float = Field(8.0, gt=0)
+    p_in: float = Field(0.8, ge=0, le=1)
+    num_features: int = Field(16, gt=0)
+    feature_noise: float = Field(1.0, ge=0)
+
+
+def generate_sbm(cfg: SBMConfig, ctx: BuildContext | None = None) -> NodeGraphSource:
+    g = torch.Generator().manual_seed(cfg.seed)
+    n, k = cfg.num_nodes, cfg.num_blocks
+    y = torch.randint(k, (n,), generator=g)
+    m = int(n * cfg.avg_degree / 2)
+    src = torch.randint(n, (m,), generator=g)
+    inside = torch.rand(m, generator=g) < cfg.p_in
+    # an inside edge picks a random node of the same block: sort nodes by block and index into the block
+    order = torch.argsort(y)
+    counts = torch.bincount(y, minlength=k)
+    starts = torch.cumsum(counts, 0) - counts
+    offset = (torch.rand(m, generator=g) * counts[y[src]]).long()
+    dst = torch.where(inside, order[starts[y[src]] + offset], torch.randint(n, (m,), generator=g))
+    edge_index, _ = remove_self_loops(torch.stack([src, dst]))
+    edge_index = coalesce(to_undirected(edge_index, num_nodes=n), num_nodes=n)
+    centres = torch.randn(k, cfg.num_features, generator=g)
+    x = centres[y] + cfg.feature_noise * torch.randn(n, cfg.num_features, generator=g)
+    splits = random_split(n, [0.6, 0.2, 0.2], cfg.seed)
+    return make_node_source(Data(x=x, edge_index=edge_index, num_nodes=n), {"class": y}, splits, cfg)
+
+
+class SyntheticGraphsConfig(ComponentConfig):
+    """Generated graph-level set: class 0 are rings, class 1 are two-community SBM graphs; needs no files.
+
+    Attributes: ``num_graphs`` (40), ``min_nodes`` (6), ``max_nodes`` (12), ``num_features`` (4), ``seed`` (0).
+    """
+
+    num_graphs: int = Field(40, ge=2)
+    min_nodes: int = Field(6, ge=3)
+    max_nodes: int = Field(12, ge=3)
+    num_features: int = Field(4, gt=0)
+    seed: int = 0
+
+
+def generate_graphs(cfg: SyntheticGraphsConfig, ctx: BuildContext | None = None) -> GraphSetSource:
+    g = torch.Generator().manual_seed(cfg.seed)
+    graphs, labels = [], []
+    for i in range(cfg.num_graphs):
+        n = int(torch.randint(cfg.min_nodes, cfg.max_nodes + 1, (1,), generator=g))
+        label = i % 2
+        if label == 0:
+            src = torch.arange(n)
+            edge_index = torch.stack([src, (src + 1) % n])
+        else:
+            pairs = torch.combinations(torch.arange(n))
+            same = (pairs[:, 0] < n // 2) == (pairs[:, 1] < n // 2)
+            keep = torch.rand(pairs.shape[0], generator=g) < torch.where(same, 0.7, 0.1)
+            edge_index = pairs[keep].T
+        x = torch.randn(n, cfg.num_features, generator=g)
+        graphs.append(Data(x=x, edge_index=to_undirected(edge_index, num_nodes=n), num_nodes=n))
+        labels.append(label)
+    return GraphSetSource(graphs, labels={"class": torch.tensor(labels)})

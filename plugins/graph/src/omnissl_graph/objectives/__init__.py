@@ -1,0 +1,1 @@
+"""Graph self-supervised objectives, one per file, named after the paper."""

@@ -1,0 +1,87 @@
+"""Contrastive view generators: GRACE's two corrupted views of a graph and GraphCL's augmentation pairs."""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+import torch
+from pydantic import Field
+
+from omnissl.interfaces import ViewGenerator, Views
+from omnissl.specs import ComponentConfig
+from omnissl_graph import augment
+
+
+class GRACEViewsConfig(ComponentConfig):
+    """Edge-drop and feature-mask rates of GRACE's two views; defaults are GRACE's Cora ``config.yaml``.
+
+    Attributes: ``drop_edge_1`` (0.2), ``drop_edge_2`` (0.4), ``drop_feature_1`` (0.3), ``drop_feature_2`` (0.4).
+    """
+
+    drop_edge_1: float = Field(0.2, ge=0, lt=1)
+    drop_edge_2: float = Field(0.4, ge=0, lt=1)
+    drop_feature_1: float = Field(0.3, ge=0, lt=1)
+    drop_feature_2: float = Field(0.4, ge=0, lt=1)
+
+
+class GRACEViews(ViewGenerator):
+    """Two views: ``view_k = mask_feature_columns(drop_edges(g, pe_k), pf_k)`` (GRACE section 3.2)."""
+
+    def __init__(self, cfg: GRACEViewsConfig):
+        super().__init__()
+        self.cfg = cfg
+
+    def forward(self, batch: Any, generator: torch.Generator) -> Views:
+        c = self.cfg
+        views = [
+            augment.mask_feature_columns(augment.drop_edges(batch, pe, generator), pf, generator)
+            for pe, pf in ((c.drop_edge_1, c.drop_feature_1), (c.drop_edge_2, c.drop_feature_2))
+        ]
+        return Views(inputs=views, original=batch)
+
+
+Augmentation = Literal["node_drop", "edge_perturb", "attr_mask", "subgraph", "random"]
+AUGMENTATIONS = ("node_drop", "edge_perturb", "attr_mask", "subgraph")
+
+
+class GraphCLViewsConfig(ComponentConfig):
+    """GraphCL's augmentation pair.
+
+    Attributes:
+        aug_1, aug_2: ``node_drop``, ``edge_perturb``, ``attr_mask``, ``subgraph`` or ``random`` (one of the
+            four drawn per step from the generator, GraphCL's ``random4``). Defaults ``random``.
+        ratio: share of nodes/edges altered (0.2, GraphCL's ``aug_ratio``).
+        subgraph_hops: radius of the k-hop subgraph (2).
+    """
+
+    aug_1: Augmentation = "random"
+    aug_2: Augmentation = "random"
+    ratio: float = Field(0.2, ge=0, lt=1)
+    subgraph_hops: int = Field(2, ge=1)
+
+
+class GraphCLViews(ViewGenerator):
+    """Two augmented views of a batch of graphs; ``info["augmentations"]`` holds the indices used (``(2,)``)."""
+
+    def __init__(self, cfg: GraphCLViewsConfig):
+        super().__init__()
+        self.cfg = cfg
+
+    def _apply(self, name: str, batch: Any, generator: torch.Generator) -> Any:
+        r = self.cfg.ratio
+        if name == "node_drop":
+            return augment.drop_nodes(batch, r, generator)
+        if name == "edge_perturb":
+            return augment.perturb_edges(batch, r, generator)
+        if name == "attr_mask":
+            return augment.mask_node_attributes(batch, r, generator)
+        return augment.khop_subgraph(batch, self.cfg.subgraph_hops, generator)
+
+    def forward(self, batch: Any, generator: torch.Generator) -> Views:
+        # the drawn augmentation selects a code path (different graph shapes), so it is read on the host once
+        # per step; the augmentations themselves stay batched on the device
+        draws = torch.randint(len(AUGMENTATIONS), (2,), generator=generator, device=batch.x.device)
+        picks = draws.tolist()
+        names = [a if a != "random" else AUGMENTATIONS[p] for a, p in zip((self.cfg.aug_1, self.cfg.aug_2), picks)]
+        views = [self._apply(n, batch, generator) for n in names]
+        return Views(inputs=views, original=batch, info={"augmentations": torch.tensor([AUGMENTATIONS.index(n) for n in names])})

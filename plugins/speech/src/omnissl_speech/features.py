@@ -1,0 +1,100 @@
+"""Frame features from waveforms with torchaudio: log-mel, Kaldi-compatible fbank and MFCC.
+
+Features are computed per utterance on its own samples (never on a padded batch), so no frame can see
+padding. Normalisation is per utterance (each mel bin zero mean, unit variance over the utterance's
+frames, TERA's CMVN) or global (statistics over every frame of the corpus, applied with
+:func:`normalise_global`).
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+import torch
+import torchaudio
+from pydantic import Field
+from torch import Tensor
+
+from omnissl.specs import ComponentConfig
+
+LOG_FLOOR = 1e-6  # keeps log() finite on digital silence
+
+
+class FeatureConfig(ComponentConfig):
+    """How frames are computed.
+
+    Attributes:
+        kind: ``"log_mel"`` (torchaudio ``MelSpectrogram`` then log) or ``"fbank"`` (Kaldi-compatible
+            ``torchaudio.compliance.kaldi.fbank``, TERA's input) (default ``"log_mel"``).
+        n_mels: mel bins (default 40; 80 in TERA at 16 kHz, 40 suits 8 kHz audio).
+        win_ms: analysis window in milliseconds (default 25, the Kaldi standard).
+        hop_ms: frame shift in milliseconds (default 10).
+        normalise: ``"utterance"`` (per-utterance CMVN), ``"global"`` (corpus mean/std) or ``"none"``
+            (default ``"utterance"``).
+    """
+
+    kind: Literal["log_mel", "fbank"] = "log_mel"
+    n_mels: int = Field(40, gt=0)
+    win_ms: float = Field(25.0, gt=0)
+    hop_ms: float = Field(10.0, gt=0)
+    normalise: Literal["utterance", "global", "none"] = "utterance"
+
+
+class FrameFeatures(torch.nn.Module):
+    """``waveform (S,) -> log filter-bank energies (T, n_mels)`` for one utterance at ``sample_rate``.
+
+    ``T = 1 + (S - win) // hop`` (no centring: every frame lies inside the signal; at least one frame,
+    zero-padding utterances shorter than one window).
+    """
+
+    def __init__(self, cfg: FeatureConfig, sample_rate: int):
+        super().__init__()
+        self.cfg = cfg
+        self.sample_rate = sample_rate
+        self.win = int(round(cfg.win_ms * sample_rate / 1000))
+        self.hop = int(round(cfg.hop_ms * sample_rate / 1000))
+        n_fft = 1 << (self.win - 1).bit_length()
+        self.mel = torchaudio.transforms.MelSpectrogram(
+            sample_rate=sample_rate, n_fft=n_fft, win_length=self.win, hop_length=self.hop, n_mels=cfg.n_mels, center=False, power=2.0
+        )
+
+    def num_frames(self, num_samples: int) -> int:
+        return 1 + max(0, num_samples - self.win) // self.hop
+
+    @torch.no_grad()
+    def forward(self, waveform: Tensor) -> Tensor:
+        if waveform.numel() < self.win:
+            waveform = torch.nn.functional.pad(waveform, (0, self.win - waveform.numel()))
+        if self.cfg.kind == "fbank":
+            return torchaudio.compliance.kaldi.fbank(
+                waveform.unsqueeze(0) * 32768.0,  # Kaldi expects 16-bit sample scale
+                num_mel_bins=self.cfg.n_mels, frame_length=self.cfg.win_ms, frame_shift=self.cfg.hop_ms,
+                sample_frequency=self.sample_rate, dither=0.0, snip_edges=True,
+            )
+        n_fft = self.mel.n_fft
+        if waveform.numel() < n_fft:  # torch.stft needs n_fft samples; the window itself stays ``win`` long
+            waveform = torch.nn.functional.pad(waveform, (0, n_fft - waveform.numel()))
+        spec = self.mel(waveform)[:, : self.num_frames(waveform.numel())]
+        return torch.log(spec + LOG_FLOOR).T.contiguous()
+
+
+def normalise_utterance(frames: Tensor, eps: float = 1e-5) -> Tensor:
+    """Per-utterance mean/variance normalisation of each bin: ``(T, F) -> (T, F)``."""
+    mean = frames.mean(dim=0, keepdim=True)
+    std = frames.std(dim=0, keepdim=True, unbiased=False)
+    return (frames - mean) / (std + eps)
+
+
+def normalise_global(values: Tensor, eps: float = 1e-5) -> Tensor:
+    """Normalise every frame of a corpus (``(total_frames, F)``, no padding) with the corpus statistics."""
+    return (values - values.mean(dim=0)) / (values.std(dim=0, unbiased=False) + eps)
+
+
+def mfcc_from_log_mel(log_mel: Tensor, n_mfcc: int = 20) -> Tensor:
+    """MFCCs as the orthonormal DCT-II of log-mel frames (what ``torchaudio.transforms.MFCC`` computes).
+
+    Shapes:
+        ``(..., n_mels) -> (..., n_mfcc)``.
+    """
+    dct = torchaudio.functional.create_dct(n_mfcc, log_mel.shape[-1], norm="ortho").to(log_mel)
+    return log_mel @ dct

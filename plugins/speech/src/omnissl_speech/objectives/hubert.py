@@ -1,0 +1,157 @@
+"""HuBERT: predict k-means cluster ids of masked frames (Hsu et al., IEEE/ACM TASLP 2021).
+
+Reference: fairseq ``HubertModel`` (``compute_nce``: cosine similarity between projected context outputs
+and learned cluster embeddings, temperature 0.1, loss on masked frames only) and the paper's two
+iterations: targets from k-means on input features, then on an intermediate layer of the first model.
+
+How targets are made (``target``):
+    ``"features"`` — iteration 1: k-means on the data source's frames (``mfcc: true`` clusters their
+    DCT, the paper's MFCC targets), fitted once when the objective is built.
+    ``"checkpoint"`` — iteration 2: load the encoder from ``target_checkpoint`` (a run's ``last.pt``)
+    into a frozen copy, k-means its layer ``target_layer`` frames, predict those ids.
+    ``recluster_step: N`` — iteration 2 in the same run: at step ``N`` the current encoder is frozen
+    into the target copy and its layer ``target_layer`` is re-clustered.
+Pair with ``speech.span_masking`` views.
+"""
+
+from __future__ import annotations
+
+import copy
+from typing import Literal
+
+import torch
+import torch.nn.functional as F
+from pydantic import Field
+from torch import Tensor, nn
+
+from omnissl.interfaces import Objective, ObjectiveOutput, Progress, Views
+from omnissl.specs import BuildContext, ComponentConfig
+from omnissl_speech.clustering import assign, collect_frames, kmeans, load_encoder_weights, resample_targets
+from omnissl_speech.features import mfcc_from_log_mel
+
+
+class HuBERTConfig(ComponentConfig):
+    """HuBERT objective settings.
+
+    Attributes:
+        num_clusters: k-means ``K`` (default 100, iteration 1 of the paper; 500 in iteration 2).
+        target: ``"features"`` or ``"checkpoint"`` (default ``"features"``; see the module docstring).
+        mfcc: cluster 20 MFCCs (DCT of the log-mel frames) instead of the frames themselves (default True).
+        target_checkpoint: run checkpoint whose encoder gives iteration-2 targets (``target: checkpoint``).
+        target_task: the task of that checkpoint (default ``None``: its only task).
+        target_layer: 1-based block whose output is clustered (default 2; the paper uses layer 6 of 12).
+        recluster_step: re-cluster the current model's ``target_layer`` at this step (default ``None``).
+        final_dim: projection width (default 64). temperature: cosine logit temperature (default 0.1).
+        max_frames: frames sampled for k-means (default 50000). kmeans_iters: Lloyd iterations (default 25).
+    """
+
+    num_clusters: int = Field(100, ge=2)
+    target: Literal["features", "checkpoint"] = "features"
+    mfcc: bool = True
+    target_checkpoint: str | None = None
+    target_task: str | None = None
+    target_layer: int = Field(2, ge=1)
+    recluster_step: int | None = Field(None, ge=1)
+    final_dim: int = Field(64, gt=0)
+    temperature: float = Field(0.1, gt=0)
+    max_frames: int = Field(50_000, ge=1)
+    kmeans_iters: int = Field(25, ge=1)
+
+
+class HuBERTObjective(Objective):
+    """Masked prediction of cluster ids with cosine logits against learned cluster embeddings.
+
+    Buffers ``centroids`` and ``iteration`` (1 or 2) and the frozen ``target_encoder`` are saved in
+    checkpoints. Logs ``masked_ce``, ``masked_accuracy`` and ``iteration``.
+    """
+
+    def __init__(self, encoder, source, cfg: HuBERTConfig, seed: int = 0):
+        super().__init__()
+        self.cfg, self.seed = cfg, seed
+        dim = encoder.output_dim
+        self.mask_embedding = nn.Parameter(torch.empty(dim).uniform_())
+        self.final_proj = nn.Linear(dim, cfg.final_dim)
+        self.cluster_embeddings = nn.Parameter(torch.randn(cfg.num_clusters, cfg.final_dim) * 0.02)
+        # plain references (not submodules): they belong to the task and the engine
+        self._student, self._source = [encoder], source
+        self.target_encoder = None
+        if cfg.target == "checkpoint" or cfg.recluster_step is not None:
+            self.target_encoder = copy.deepcopy(encoder).requires_grad_(False).eval()
+        self.register_buffer("iteration", torch.tensor(1))
+        if cfg.target == "checkpoint":
+            if not cfg.target_checkpoint:
+                from omnissl.errors import ConfigError
+
+                raise ConfigError(["objective.target_checkpoint: required with target: checkpoint (a run's checkpoints/last.pt)"])
+            load_encoder_weights(self.target_encoder, cfg.target_checkpoint, cfg.target_task)
+            self.register_buffer("centroids", self._fit_layer_centroids())
+            self.iteration.fill_(2)
+        else:
+            self.register_buffer("centroids", self._fit_feature_centroids())
+
+    # ------------------------------------------------------------------------------------ targets
+    def _feature_view(self, features: Tensor) -> Tensor:
+        return mfcc_from_log_mel(features) if self.cfg.mfcc else features
+
+    def _fit_feature_centroids(self) -> Tensor:
+        if self._source is None:
+            raise ValueError("speech.hubert builds its iteration-1 targets from the task's data source; none was given")
+        frames = collect_frames(self._source, lambda b: (self._feature_view(b.features), b.padding_mask), self.cfg.max_frames, seed=self.seed)
+        return kmeans(frames, self.cfg.num_clusters, self.cfg.kmeans_iters, self.seed)
+
+    def _layer_frames(self, encoder, batch) -> tuple[Tensor, Tensor]:
+        z, padding = encoder.local_features(batch)
+        layers = encoder.contextualise(z, padding).layers
+        if self.cfg.target_layer > len(layers):
+            raise ValueError(f"objective.target_layer={self.cfg.target_layer} but the encoder has {len(layers)} layers")
+        return layers[self.cfg.target_layer - 1], padding
+
+    @torch.no_grad()
+    def _fit_layer_centroids(self) -> Tensor:
+        self.target_encoder.eval()
+        frames = collect_frames(self._source, lambda b: self._layer_frames(self.target_encoder, b), self.cfg.max_frames, seed=self.seed)
+        return kmeans(frames, self.cfg.num_clusters, self.cfg.kmeans_iters, self.seed)
+
+    @torch.no_grad()
+    def targets(self, batch, frame_padding: Tensor) -> Tensor:
+        """Cluster ids ``(B, T')`` on the encoder's frame grid."""
+        if int(self.iteration) == 1:
+            ids = assign(self._feature_view(batch.features), self.centroids)
+            return resample_targets(ids, batch.padding_mask, frame_padding)
+        self.target_encoder.eval()
+        frames, _ = self._layer_frames(self.target_encoder, batch)
+        return assign(frames, self.centroids)
+
+    @torch.no_grad()
+    def recluster(self) -> None:
+        """Iteration 2 now: freeze the current encoder as the target model and cluster its layer."""
+        student = self._student[0]
+        self.target_encoder.load_state_dict(student.state_dict())
+        self.centroids.copy_(self._fit_layer_centroids())
+        self.iteration.fill_(2)
+
+    # ------------------------------------------------------------------------------------- the loss
+    def forward(self, encoder, views: Views) -> ObjectiveOutput:
+        batch, mask = views.inputs[0], views.info["mask"]
+        z, padding = encoder.local_features(batch)
+        if mask.shape != padding.shape:
+            raise ValueError(f"span mask {tuple(mask.shape)} does not match the encoder's frames {tuple(padding.shape)}")
+        target = self.targets(views.original if views.original is not None else batch, padding)
+        out = encoder.contextualise(z, padding, mask=mask, mask_embedding=self.mask_embedding)
+        pred = F.normalize(self.final_proj(out.tokens).float(), dim=-1)
+        logits = pred @ F.normalize(self.cluster_embeddings.float(), dim=-1).T / self.cfg.temperature
+        nll = F.cross_entropy(logits.transpose(1, 2), target, reduction="none")
+        weight = mask.float()
+        loss = (nll * weight).sum() / weight.sum().clamp_min(1.0)
+        accuracy = ((logits.argmax(-1) == target).float() * weight).sum() / weight.sum().clamp_min(1.0)
+        return ObjectiveOutput(loss=loss, logs={"masked_ce": loss.detach(), "masked_accuracy": accuracy.detach(), "iteration": self.iteration.float()})
+
+    def after_step(self, progress: Progress) -> None:
+        if self.cfg.recluster_step is not None and progress.step == self.cfg.recluster_step:
+            was_training = self._student[0].training
+            self.recluster()
+            self._student[0].train(was_training)
+
+    @classmethod
+    def build(cls, cfg: HuBERTConfig, ctx: BuildContext) -> HuBERTObjective:
+        return cls(ctx.encoder, ctx.data, cfg, ctx.seed)

@@ -1,0 +1,127 @@
+"""wav2vec 2.0: identify the quantized latent of each masked frame among distractors (Baevski et al. 2020).
+
+Reference: fairseq ``Wav2Vec2Model`` (``sample_negatives``, ``compute_preds``) and
+``Wav2vecCriterion``: ``L = L_m + alpha * L_d`` with the contrastive loss ``L_m`` over masked frames
+(cosine similarity, temperature 0.1, distractors from other masked frames of the same utterance, a
+distractor equal to the positive is ignored) and the diversity loss ``L_d`` (``alpha = 0.1``).
+Pair with ``speech.span_masking`` views.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from pydantic import Field
+from torch import Tensor, nn
+
+from omnissl.interfaces import Objective, ObjectiveOutput, Progress, Views
+from omnissl.specs import BuildContext, ComponentConfig
+from omnissl_speech.quantizers import GumbelProductQuantizer
+
+
+class Wav2Vec2ContrastiveConfig(ComponentConfig):
+    """wav2vec 2.0 objective settings.
+
+    Attributes:
+        num_negatives: distractors ``K`` per masked frame (default 100).
+        temperature: ``kappa`` of the cosine logits (default 0.1).
+        diversity_weight: ``alpha`` (default 0.1).
+        groups, entries, code_dim: product quantizer ``G``, ``V`` and width (defaults 2, 320, 128).
+        final_dim: width both sides are projected to before the similarity (default 128).
+        tau_start, tau_end, tau_decay: Gumbel temperature ``max(tau_start * tau_decay**step, tau_end)``
+            (defaults 2.0, 0.5, 0.999995 per update as in the paper; use a faster decay for short runs).
+    """
+
+    num_negatives: int = Field(100, ge=1)
+    temperature: float = Field(0.1, gt=0)
+    diversity_weight: float = Field(0.1, ge=0)
+    groups: int = Field(2, ge=1)
+    entries: int = Field(320, ge=2)
+    code_dim: int = Field(128, gt=0)
+    final_dim: int = Field(128, gt=0)
+    tau_start: float = Field(2.0, gt=0)
+    tau_end: float = Field(0.5, gt=0)
+    tau_decay: float = Field(0.999995, gt=0, le=1)
+
+
+def sample_distractors(mask: Tensor, num: int) -> Tensor:
+    """For each frame, ``num`` other masked frames of the same utterance, uniformly with replacement.
+
+    Returns ``(B, T, num)`` long positions; rows of unmasked frames are arbitrary (the loss ignores them);
+    an utterance with a single masked frame gets the frame itself (then treated as no distractor).
+    """
+    B, T = mask.shape
+    order = torch.argsort((~mask).to(torch.int8), dim=1, stable=True)  # masked positions first, in time order
+    count = mask.sum(dim=1)  # (B,)
+    rank = mask.long().cumsum(dim=1) - 1  # each masked frame's index among the masked frames
+    draw = torch.floor(torch.rand(B, T, num, device=mask.device) * (count - 1).clamp_min(1)[:, None, None]).long()
+    draw = draw + (draw >= rank[..., None]).long() * (count > 1)[:, None, None].long()
+    draw = draw.clamp_max((count - 1).clamp_min(0)[:, None, None])
+    return torch.gather(order, 1, draw.reshape(B, T * num)).reshape(B, T, num)
+
+
+def masked_contrastive_loss(context: Tensor, targets: Tensor, mask: Tensor, num_negatives: int, temperature: float) -> tuple[Tensor, Tensor]:
+    """wav2vec 2.0's ``L_m`` averaged over masked frames, and the accuracy of picking the positive.
+
+    Shapes:
+        ``context (B, T, D)`` (projected context outputs), ``targets (B, T, D)`` (projected quantized
+        latents), ``mask (B, T)`` bool -> two scalars.
+    """
+    c = F.normalize(context.float(), dim=-1)
+    q = F.normalize(targets.float(), dim=-1)
+    sims = torch.einsum("bid,bjd->bij", c, q) / temperature  # every (frame, candidate) pair of an utterance
+    negatives = sample_distractors(mask, num_negatives)  # (B, T, K)
+    positive = torch.diagonal(sims, dim1=1, dim2=2)  # (B, T)
+    negative = torch.gather(sims, 2, negatives)
+    frames = torch.arange(mask.shape[1], device=mask.device)[None, :, None]
+    negative = negative.masked_fill(negatives == frames, float("-inf"))  # fairseq's neg_is_pos
+    logits = torch.cat([positive.unsqueeze(-1), negative], dim=-1)
+    nll = -logits.log_softmax(dim=-1)[..., 0]
+    weight = mask.float()
+    loss = (nll * weight).sum() / weight.sum().clamp_min(1.0)
+    correct = (logits.argmax(dim=-1) == 0).float()
+    return loss, (correct * weight).sum() / weight.sum().clamp_min(1.0)
+
+
+class Wav2Vec2Objective(Objective):
+    """Mask encoder frames with a learned embedding, contrast context outputs with quantized latents.
+
+    The quantizer reads the *unmasked* local features (``encoder.local_features``), as in the paper.
+    Logs ``contrastive``, ``diversity``, ``perplexity`` (code usage), ``accuracy`` and ``tau``.
+    """
+
+    def __init__(self, dim: int, cfg: Wav2Vec2ContrastiveConfig):
+        super().__init__()
+        self.cfg = cfg
+        self.mask_embedding = nn.Parameter(torch.empty(dim).uniform_())  # fairseq: uniform init
+        self.quantizer = GumbelProductQuantizer(dim, cfg.groups, cfg.entries, cfg.code_dim)
+        self.project_q = nn.Linear(cfg.code_dim, cfg.final_dim)
+        self.final_proj = nn.Linear(dim, cfg.final_dim)
+        self.quantizer.tau = cfg.tau_start
+
+    def encode_masked(self, encoder, views: Views):
+        mask = views.info["mask"]
+        z, padding = encoder.local_features(views.inputs[0])
+        if mask.shape != padding.shape:
+            raise ValueError(f"span mask {tuple(mask.shape)} does not match the encoder's frames {tuple(padding.shape)}; build the views with the same encoder")
+        out = encoder.contextualise(z, padding, mask=mask, mask_embedding=self.mask_embedding)
+        return z, padding, mask, out
+
+    def forward(self, encoder, views: Views) -> ObjectiveOutput:
+        z, padding, mask, out = self.encode_masked(encoder, views)
+        quantized = self.quantizer(z, ~padding)
+        loss_m, accuracy = masked_contrastive_loss(
+            self.final_proj(out.tokens), self.project_q(quantized.vectors), mask, self.cfg.num_negatives, self.cfg.temperature
+        )
+        loss = loss_m + self.cfg.diversity_weight * quantized.diversity_loss
+        return ObjectiveOutput(loss=loss, logs={
+            "contrastive": loss_m.detach(), "diversity": quantized.diversity_loss.detach(), "perplexity": quantized.perplexity,
+            "accuracy": accuracy.detach(), "tau": torch.tensor(self.quantizer.tau),
+        })
+
+    def after_step(self, progress: Progress) -> None:
+        self.quantizer.tau = max(self.cfg.tau_start * self.cfg.tau_decay**progress.step, self.cfg.tau_end)
+
+    @classmethod
+    def build(cls, cfg: Wav2Vec2ContrastiveConfig, ctx: BuildContext) -> Wav2Vec2Objective:
+        return cls(ctx.encoder.output_dim, cfg)

@@ -1,0 +1,163 @@
+"""``tabular.probe``: linear and MLP heads on frozen representations against the same heads on raw features.
+
+Reference protocol: Thimonier et al. (ICLR 2025), section 4 — downstream models are trained on the frozen
+T-JEPA representation (the target encoder's output tokens, flattened) and compared with the same model on
+the raw features. Every head is trained on the train split with early stopping on the validation split and
+scored on the test split, ``seeds`` times; rows report mean ± std.
+
+Representations compared: the pretrained encoder (its EMA target encoder when the objective attached one),
+the raw features (scaled numericals + one-hot categoricals, ``data.surface_features()``) and a randomly
+initialised encoder of the same config. Metrics: accuracy for classification; RMSE in the target's units
+and in train-standardised units for regression.
+"""
+
+from __future__ import annotations
+
+import copy
+from typing import Literal
+
+import torch
+import torch.nn.functional as F
+from pydantic import Field
+from torch import Tensor, nn
+
+from omnissl.errors import ConfigError
+from omnissl.evaluation.api import EvalResult, EvalRun
+from omnissl.specs import BuildContext, ComponentConfig
+
+
+class TabularProbeConfig(ComponentConfig):
+    """Attributes:
+    label: which ``data.labels`` entry to predict (default: the first one).
+    heads: ``linear`` and/or ``mlp`` (default both).
+    seeds: repetitions per head (default 3).
+    epochs / patience: maximum epochs and early-stopping patience on the val metric (defaults 40 / 8).
+    batch_size, lr, weight_decay: AdamW settings (defaults 512, 1e-3, 1e-5).
+    mlp_hidden, mlp_layers, dropout: MLP head shape (defaults 256, 2 hidden layers, 0.1).
+    representation: ``flatten`` (all output tokens concatenated, as the paper) or ``pooled`` (default flatten).
+    baselines: ``raw`` features and/or a ``random`` encoder (default both).
+    """
+
+    label: str | None = None
+    heads: list[Literal["linear", "mlp"]] = Field(default_factory=lambda: ["linear", "mlp"])
+    seeds: int = Field(3, ge=1)
+    epochs: int = Field(40, ge=1)
+    patience: int = Field(8, ge=1)
+    batch_size: int = Field(512, ge=1)
+    lr: float = Field(1e-3, gt=0)
+    weight_decay: float = Field(1e-5, ge=0)
+    mlp_hidden: int = Field(256, gt=0)
+    mlp_layers: int = Field(2, ge=1)
+    dropout: float = Field(0.1, ge=0, lt=1)
+    representation: Literal["flatten", "pooled"] = "flatten"
+    baselines: list[Literal["raw", "random"]] = Field(default_factory=lambda: ["raw", "random"])
+
+
+def _head(kind: str, in_dim: int, out_dim: int, cfg: TabularProbeConfig) -> nn.Module:
+    if kind == "linear":
+        return nn.Linear(in_dim, out_dim)
+    layers: list[nn.Module] = []
+    width = in_dim
+    for _ in range(cfg.mlp_layers):
+        layers += [nn.Linear(width, cfg.mlp_hidden), nn.ReLU(), nn.Dropout(cfg.dropout)]
+        width = cfg.mlp_hidden
+    return nn.Sequential(*layers, nn.Linear(width, out_dim))
+
+
+@torch.no_grad()
+def encode_rows(encoder: nn.Module, data, representation: str, device: torch.device, batch_size: int = 2048) -> Tensor:
+    """Representations of every row of ``data`` in row order: ``(N, (R + F) * D)`` or ``(N, D)``."""
+    encoder = encoder.representation_encoder() if hasattr(encoder, "representation_encoder") else encoder
+    was_training = encoder.training
+    encoder.eval()
+    out = []
+    for start in range(0, data.num_rows, batch_size):
+        rows = torch.arange(start, min(start + batch_size, data.num_rows), device=device)
+        enc = encoder(data.rows(rows))
+        out.append((enc.tokens.flatten(1) if representation == "flatten" else enc.pooled).float())
+    encoder.train(was_training)
+    return torch.cat(out)
+
+
+class TabularProbe:
+    """``evaluator(run) -> EvalResult`` (see the module docstring)."""
+
+    def __init__(self, cfg: TabularProbeConfig):
+        self.cfg = cfg
+
+    def __call__(self, run: EvalRun) -> EvalResult:
+        data, cfg = run.data, self.cfg
+        label = cfg.label or next(iter(data.labels))
+        if label not in data.labels:
+            raise ConfigError([f"eval.label: {label!r} is not a label of this table; labels: {sorted(data.labels)}"])
+        kind = data.label_kinds[label]
+        reps = {"pretrained": encode_rows(run.encoder, data, cfg.representation, run.device)}
+        if "raw" in cfg.baselines:
+            reps["raw features"] = data.surface_features().float()
+        if "random" in cfg.baselines:
+            reps["random encoder"] = encode_rows(run.random_encoder().to(run.device), data, cfg.representation, run.device)
+        metrics, rows = {}, []
+        for name, x in reps.items():
+            for head in cfg.heads:
+                scores = [self._fit(x, data.labels[label], data.splits, kind, head, run.seed + s, run.device) for s in range(cfg.seeds)]
+                row = {"representation": name, "head": head}
+                for metric in scores[0]:
+                    values = torch.tensor([s[metric] for s in scores], dtype=torch.float64)
+                    mean, std = float(values.mean()), float(values.std(unbiased=False))
+                    metrics[f"{name.replace(' ', '_')}/{head}/{metric}"] = mean
+                    metrics[f"{name.replace(' ', '_')}/{head}/{metric}_std"] = std
+                    row[metric] = f"{mean:.4f} ± {std:.4f}"
+                rows.append(row)
+        return EvalResult(name="tabular.probe", metrics=metrics, rows=rows)
+
+    def _fit(self, x: Tensor, y: Tensor, splits: dict[str, Tensor], kind: str, head_kind: str, seed: int, device: torch.device) -> dict[str, float]:
+        cfg = self.cfg
+        valid = (y >= 0) if kind == "classification" else ~torch.isnan(y)
+        train, val, test = (s[valid[s]] for s in (splits["train"], splits["val"], splits["test"]))
+        mean, std = x[train].mean(0), x[train].std(0).clamp_min(1e-6)
+        x = (x - mean) / std  # standardised with train statistics only
+        if kind == "classification":
+            out_dim, target = int(y.max()) + 1, y
+        else:
+            y_mean, y_std = y[train].mean(), y[train].std().clamp_min(1e-12)
+            out_dim, target = 1, (y - y_mean) / y_std
+        torch.manual_seed(seed)
+        head = _head(head_kind, x.shape[1], out_dim, cfg).to(device)
+        opt = torch.optim.AdamW(head.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+        gen = torch.Generator(device="cpu").manual_seed(seed)
+
+        def score(rows: Tensor) -> float:
+            head.eval()
+            with torch.no_grad():
+                pred = head(x[rows])
+            head.train()
+            if kind == "classification":
+                return float((pred.argmax(1) == target[rows]).float().mean())
+            return -float((pred.squeeze(1) - target[rows]).pow(2).mean().sqrt())
+
+        best, best_state, stale = -float("inf"), copy.deepcopy(head.state_dict()), 0
+        for _ in range(cfg.epochs):
+            order = train[torch.randperm(train.numel(), generator=gen).to(device)]
+            for start in range(0, order.numel(), cfg.batch_size):
+                rows = order[start : start + cfg.batch_size]
+                pred = head(x[rows])
+                loss = F.cross_entropy(pred, target[rows]) if kind == "classification" else F.mse_loss(pred.squeeze(1), target[rows])
+                opt.zero_grad(set_to_none=True)
+                loss.backward()
+                opt.step()
+            current = score(val if val.numel() else train)
+            if current > best:
+                best, best_state, stale = current, copy.deepcopy(head.state_dict()), 0
+            else:
+                stale += 1
+                if stale >= cfg.patience:
+                    break
+        head.load_state_dict(best_state)
+        result = score(test)
+        if kind == "classification":
+            return {"accuracy": result}
+        return {"rmse": -result * float(y_std), "rmse_std": -result}
+
+
+def build_probe(cfg: TabularProbeConfig, ctx: BuildContext) -> TabularProbe:
+    return TabularProbe(cfg)

@@ -1,0 +1,92 @@
+"""Reading CSV and Parquet tables into typed frames, with errors that name the file, line and column.
+
+CSV is read with the standard library's ``csv`` module (not ``pandas.read_csv``) because pandas silently
+pads short rows with NaN and reports ragged rows without the column; here every row is checked against
+the header. Parquet goes through ``pandas.read_parquet`` (pyarrow). Cells equal to one of
+``missing_values`` (after stripping spaces) become ``None``.
+"""
+
+from __future__ import annotations
+
+import csv
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from omnissl.errors import DataError
+
+DEFAULT_MISSING = ("", "?", "NA", "N/A", "NaN", "nan", "null", "None")
+
+
+def read_table(path: str | Path, missing_values: tuple[str, ...] = DEFAULT_MISSING, delimiter: str = ",") -> tuple[pd.DataFrame, np.ndarray]:
+    """Read ``path`` (``.csv``/``.txt``/``.data``/``.test`` or ``.parquet``/``.pq``) into an object-dtype frame.
+
+    Returns the frame and, per row, the line number in the file (1-based, the header is line 1) or, for
+    Parquet, the row number (1-based), so later errors can point at the cell.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise DataError(f"table file {path} does not exist; check the data.path / data.test_path of the run config")
+    missing = set(missing_values)
+    if path.suffix.lower() in (".parquet", ".pq"):
+        frame = pd.read_parquet(path).astype(object)
+        frame = frame.where(frame.notna(), None)
+        for col in frame.columns:
+            frame[col] = [None if (isinstance(v, str) and v.strip() in missing) else v for v in frame[col].tolist()]
+        return frame, np.arange(1, len(frame) + 1)
+    rows, lines = [], []
+    with open(path, newline="", encoding="utf-8") as fh:
+        reader = csv.reader(fh, delimiter=delimiter, skipinitialspace=True)
+        try:
+            header = [h.strip() for h in next(reader)]
+        except StopIteration:
+            raise DataError(f"{path}: the file is empty; a CSV table needs a header row") from None
+        if len(set(header)) != len(header):
+            dupes = sorted({h for h in header if header.count(h) > 1})
+            raise DataError(f"{path}, line 1: duplicate column names {dupes} in the header; rename them")
+        for fields in reader:
+            if not fields or (len(fields) == 1 and not fields[0].strip()):
+                continue  # blank line
+            if len(fields) != len(header):
+                where = header[len(fields)] if len(fields) < len(header) else f"#{len(header) + 1} (beyond the header)"
+                raise DataError(
+                    f"{path}, line {reader.line_num}, column {where}: ragged row with {len(fields)} fields, the header has "
+                    f"{len(header)}; fix the row (quote fields that contain '{delimiter}') or remove it"
+                )
+            rows.append([None if f.strip() in missing else f.strip() for f in fields])
+            lines.append(reader.line_num)
+    return pd.DataFrame(rows, columns=header, dtype=object), np.asarray(lines)
+
+
+def parse_numeric(frame: pd.DataFrame, column: str, path: str | Path, lines: np.ndarray) -> pd.Series:
+    """``frame[column]`` as float64 with NaN for missing cells; text raises a :class:`DataError` naming the cell."""
+    raw = frame[column]
+    values = pd.to_numeric(raw, errors="coerce")
+    bad = values.isna().to_numpy() & raw.notna().to_numpy()
+    if bad.any():
+        i = int(np.flatnonzero(bad)[0])
+        raise DataError(
+            f"{path}, line {int(lines[i])}, column {column!r}: text {raw.iloc[i]!r} in a numerical column; fix the cell, "
+            f"add the token to data.missing_values, or list the column under data.categorical"
+        )
+    return values.astype(np.float64)
+
+
+def infer_kind(frame: pd.DataFrame, column: str, path: str | Path, lines: np.ndarray) -> str:
+    """``"numeric"`` if every present cell parses as a number, else ``"categorical"``.
+
+    A column where at least 95% of the cells are numbers but some are not is almost always a data error
+    (a stray unit or typo), so it raises instead of silently becoming categorical.
+    """
+    raw = frame[column]
+    present = raw.notna().to_numpy()
+    if not present.any():
+        raise DataError(f"{path}: column {column!r} has no values; drop it with data.drop")
+    parsed = pd.to_numeric(raw, errors="coerce").notna().to_numpy()
+    share = parsed[present].mean()
+    if share == 1.0:
+        return "numeric"
+    if share >= 0.95:
+        parse_numeric(frame, column, path, lines)  # raises with the first offending cell
+    return "categorical"
