@@ -20,10 +20,29 @@ from omnissl.objectives.mochi import MoCHiConfig, MoCHiObjective
 from omnissl.objectives.multi import MemberConfig, MultiObjectiveConfig, MultiObjective
 from omnissl.objectives.swav import SwAVConfig, SwAVObjective
 from omnissl.objectives.token_masking import TokenMasking, TokenMaskingConfig
-from omnissl.plugins import PluginManager, get_plugin_manager
+from omnissl.plugins import PluginManager
 from omnissl.specs import BuildContext
 from omnissl.testing import toy
 from omnissl.testing.contracts import check_plugin
+
+
+@pytest.fixture(autouse=True)
+def _one_thread():
+    # tiny tensors: on a shared 2-core machine intra-op threads cost far more than they save
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+_REGISTRY = []
+
+
+def _registry():
+    """The core's own components only (loading every installed plugin costs seconds on a shared CI machine)."""
+    if not _REGISTRY:
+        _REGISTRY.append(PluginManager(autoload=False).registry)
+    return _REGISTRY[0]
 
 
 def _toy(seed=0):
@@ -35,7 +54,7 @@ def _toy(seed=0):
 
 
 def test_core_plugin_passes_the_contract_suite():
-    ran = check_plugin(PluginManager(), "core")
+    ran = check_plugin(PluginManager(autoload=False), "core")
     for name in ("core.mochi", "core.amcl", "core.barlow_twins", "core.mixed_barlow_twins", "core.vicreg", "core.byol", "core.swav", "core.multi"):
         assert f"objective[{name}]" in ran
     assert "views[core.token_masking]" in ran and "config[core.jepa]" in ran and "config[core.knn_probe]" in ran
@@ -44,7 +63,7 @@ def test_core_plugin_passes_the_contract_suite():
 @pytest.mark.parametrize("name", ["core.simclr", "core.mochi", "core.amcl", "core.barlow_twins", "core.mixed_barlow_twins", "core.vicreg", "core.byol", "core.swav"])
 def test_two_view_objectives_reject_one_view(name):
     encoder, views = _toy()
-    objective = get_plugin_manager().registry.get("objectives", name).build({"hidden_dim": 16, "proj_dim": 8}, BuildContext(encoder=encoder))
+    objective = _registry().get("objectives", name).build({"hidden_dim": 16, "proj_dim": 8}, BuildContext(encoder=encoder))
     with pytest.raises(ValueError, match="two views"):
         objective(encoder, Views(inputs=views.inputs[:1], original=views.original))
 
@@ -176,7 +195,7 @@ def _multi(combine):
         },
     )
     torch.manual_seed(1)
-    return encoder, views, MultiObjective.build(cfg, BuildContext(encoder=encoder))
+    return encoder, views, MultiObjective.build(cfg, BuildContext(encoder=encoder), _registry())
 
 
 def test_multi_sum_is_the_weighted_sum():
@@ -207,9 +226,9 @@ def test_multi_rejects_unknown_and_nested_members():
     from omnissl.errors import PluginError
 
     with pytest.raises(PluginError):
-        MultiObjective.build(MultiObjectiveConfig(objectives={"x": MemberConfig(name="core.nope")}), BuildContext(encoder=encoder))
+        MultiObjective.build(MultiObjectiveConfig(objectives={"x": MemberConfig(name="core.nope")}), BuildContext(encoder=encoder), _registry())
     with pytest.raises(ValueError, match="core.multi"):
-        MultiObjective.build(MultiObjectiveConfig(objectives={"x": MemberConfig(name="core.multi")}), BuildContext(encoder=encoder))
+        MultiObjective.build(MultiObjectiveConfig(objectives={"x": MemberConfig(name="core.multi")}), BuildContext(encoder=encoder), _registry())
 
 
 def test_docs_list_every_core_component_and_field():
@@ -218,10 +237,31 @@ def test_docs_list_every_core_component_and_field():
     from omnissl.specs import iter_fields
 
     text = (Path(__file__).resolve().parents[2] / "docs" / "objectives.md").read_text()
-    registry = PluginManager().registry
+    registry = _registry()
     for kind in ("objectives", "view_generators", "evaluators"):
         for name, spec in registry.specs[kind].items():
             if name.startswith("core."):
                 assert f"`{name}`" in text, f"docs/objectives.md does not list {name}"
                 for field, _, _ in iter_fields(spec.config):
                     assert f"`{field}`" in text, f"docs/objectives.md does not document {name}.{field}"
+
+
+def test_random_draws_are_reproducible_after_loading_a_checkpoint():
+    from omnissl.objectives.mixed_barlow_twins import MixedBarlowTwinsConfig, MixedBarlowTwinsObjective
+
+    encoder, views = _toy()
+    for make in (
+        lambda: MoCHiObjective(encoder, MoCHiConfig(num_hard=8, num_mix=4, num_query_mix=2, hidden_dim=16, proj_dim=8), seed=3),
+        lambda: MixedBarlowTwinsObjective(8, MixedBarlowTwinsConfig(hidden_dim=16, proj_dim=8), seed=3),
+    ):
+        torch.manual_seed(0)
+        first = make()
+        first(encoder, views)
+        first.after_step(Progress(step=7, total_steps=10))
+        expected = first(encoder, views).loss
+        resumed = make()
+        resumed.load_state_dict(first.state_dict())
+        assert torch.allclose(resumed(encoder, views).loss, expected)
+        # a different step gives different draws
+        resumed.after_step(Progress(step=8, total_steps=10))
+        assert not torch.allclose(resumed(encoder, views).loss, expected)

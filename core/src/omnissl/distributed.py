@@ -28,13 +28,29 @@ def world_size() -> int:
     return dist.get_world_size() if is_distributed() else 1
 
 
+class _ContiguousGrad(torch.autograd.Function):
+    """Identity whose backward makes the gradient contiguous.
+
+    torch 2.11's all_gather backward on gloo returns wrong values, silently, when the incoming gradient is
+    a non-contiguous view (for example after an einops ``rearrange`` of the gathered tensor).
+    """
+
+    @staticmethod
+    def forward(ctx, x: Tensor) -> Tensor:
+        return x.view_as(x)
+
+    @staticmethod
+    def backward(ctx, grad: Tensor) -> Tensor:
+        return grad.contiguous()
+
+
 def gather_with_grad(x: Tensor) -> Tensor:
     """Concatenate ``x`` (``(B, ...)``, same shape on every rank) over ranks along dim 0, keeping gradients."""
     if not is_distributed() or world_size() == 1:
         return x
     from torch.distributed.nn.functional import all_gather
 
-    return torch.cat(all_gather(x.contiguous()), dim=0)
+    return _ContiguousGrad.apply(torch.cat(all_gather(x.contiguous()), dim=0))
 
 
 def gather_no_grad(x: Tensor) -> Tensor:

@@ -27,7 +27,7 @@ from einops import rearrange
 from torch import Tensor, nn
 
 from omnissl import distributed
-from omnissl.losses._gather import gather_with_grad
+from omnissl.distributed import gather_with_grad
 
 
 def temperature_regulariser(tau: Tensor, dim: int) -> Tensor:
@@ -74,6 +74,11 @@ class AMCLLoss(nn.Module):
         self.temperature = AdaptiveTemperature(dim, hidden_dim, tau_min, tau_max)
 
     def forward(self, z_a: Tensor, z_b: Tensor) -> Tensor:
+        # temperatures down to 1e-5 turn bf16 rounding of similarities into large logit errors: stay in fp32
+        with torch.autocast(device_type=z_a.device.type, enabled=False):
+            return self._loss(z_a.float(), z_b.float())
+
+    def _loss(self, z_a: Tensor, z_b: Tensor) -> Tensor:
         if z_a.shape != z_b.shape or z_a.dim() != 3 or z_a.shape[-1] != self.dim:
             raise ValueError(
                 f"AMCL needs two (B, heads, {self.dim}) tensors of equal shape, got {tuple(z_a.shape)} and {tuple(z_b.shape)}"
@@ -83,7 +88,7 @@ class AMCLLoss(nn.Module):
         local, offset = z_a.shape[0], distributed.rank() * z_a.shape[0]
         rows = F.normalize(torch.cat([z_a, z_b], dim=0).float(), dim=-1)  # (2B, C, D)
         phi_rows = self.temperature.phi(rows)
-        # one gather for both views and their phi features keeps the collectives in a fixed order
+        # one collective for both views and their phi features
         packed = rearrange(torch.cat([rows, phi_rows], dim=-1), "(v b) c e -> b v c e", v=2)
         gathered = rearrange(gather_with_grad(packed), "g v c e -> (v g) c e")  # (2G, C, 2D)
         columns, phi_columns = gathered[..., : self.dim], gathered[..., self.dim :]

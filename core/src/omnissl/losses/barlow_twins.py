@@ -12,7 +12,7 @@ import torch
 from torch import Tensor, nn
 
 from omnissl import distributed
-from omnissl.losses._gather import gather_with_grad
+from omnissl.distributed import gather_with_grad
 
 BATCH_NORM_EPS = 1e-5  # torch.nn.BatchNorm1d's default, which the reference code uses
 

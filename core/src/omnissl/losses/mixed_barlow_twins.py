@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from torch import Tensor, nn
 
-from omnissl.losses._gather import gather_with_grad
+from omnissl.distributed import gather_with_grad
 from omnissl.losses.barlow_twins import _check_pair
 
 

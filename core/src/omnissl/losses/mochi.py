@@ -22,7 +22,7 @@ from einops import rearrange
 from torch import Tensor, nn
 
 from omnissl import distributed
-from omnissl.losses._gather import gather_with_grad
+from omnissl.distributed import gather_with_grad
 
 
 def mix_hard_negatives(

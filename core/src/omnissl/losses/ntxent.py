@@ -11,7 +11,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from omnissl import distributed
-from omnissl.losses._gather import gather_with_grad
+from omnissl.distributed import gather_with_grad
 
 
 class NTXentLoss(nn.Module):

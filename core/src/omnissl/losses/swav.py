@@ -105,4 +105,6 @@ class Prototypes(nn.Module):
         self.weight.copy_(F.normalize(self.weight, dim=1))
 
     def forward(self, z: Tensor) -> Tensor:
-        return F.normalize(z.float(), dim=1) @ self.weight.T
+        # Sinkhorn divides these scores by epsilon = 0.05: keep them in fp32 under autocast
+        with torch.autocast(device_type=z.device.type, enabled=False):
+            return F.normalize(z.float(), dim=1) @ self.weight.float().T

@@ -13,7 +13,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from omnissl.losses._gather import gather_with_grad
+from omnissl.distributed import gather_with_grad
 from omnissl.losses.barlow_twins import _check_pair, off_diagonal
 
 

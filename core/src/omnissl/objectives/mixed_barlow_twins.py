@@ -17,11 +17,11 @@ from pydantic import Field
 from torch import Tensor
 
 from omnissl import distributed
-from omnissl.interfaces import Encoder, Objective, ObjectiveOutput, Views
+from omnissl.interfaces import Encoder, Objective, ObjectiveOutput, Progress, Views
 from omnissl.losses.barlow_twins import BarlowTwinsLoss
 from omnissl.losses.mixed_barlow_twins import MixedBarlowTwinsRegulariser
 from omnissl.nn import MLPHead
-from omnissl.objectives._views import device_generator, two_views
+from omnissl.objectives._views import StepSeededDraws, two_views
 from omnissl.specs import BuildContext, ComponentConfig
 
 
@@ -53,7 +53,7 @@ class MixedBarlowTwinsObjective(Objective):
 
     def __init__(self, encoder_dim: int, cfg: MixedBarlowTwinsConfig, seed: int = 0):
         super().__init__()
-        self.seed = seed
+        self.draws = StepSeededDraws(seed)
         self.projector = MLPHead(encoder_dim, cfg.hidden_dim, cfg.proj_dim, num_layers=cfg.proj_layers)
         self.loss = BarlowTwinsLoss(cfg.lambda_offdiag)
         self.mix = MixedBarlowTwinsRegulariser(cfg.lambda_offdiag, cfg.mix_scale)
@@ -61,7 +61,7 @@ class MixedBarlowTwinsObjective(Objective):
     def forward(self, encoder: Encoder, views: Views) -> ObjectiveOutput:
         first, second = two_views(views, "Mixed Barlow Twins")
         h_a = encoder(first).pooled
-        gen = device_generator(self, h_a.device, self.seed)
+        gen = self.draws.generator(h_a.device)
         local = h_a.shape[0]
         alpha = torch.rand((), generator=gen, device=h_a.device)  # Beta(1, 1) is uniform on [0, 1]
         perm = torch.randperm(local, generator=gen, device=h_a.device)
@@ -72,6 +72,9 @@ class MixedBarlowTwinsObjective(Objective):
         bt = self.loss(z_a, z_b)
         mix = self.mix(z_a, z_b, z_m, alpha, global_perm)
         return ObjectiveOutput(loss=bt + mix, logs={"barlow_twins": bt.detach(), "mixup": mix.detach(), "mix_alpha": alpha})
+
+    def after_step(self, progress: Progress) -> None:
+        self.draws.advance(progress.step)
 
     @classmethod
     def build(cls, cfg: MixedBarlowTwinsConfig, ctx: BuildContext) -> MixedBarlowTwinsObjective:

@@ -14,7 +14,7 @@ from omnissl import distributed
 from omnissl.interfaces import Encoder, Objective, ObjectiveOutput, Progress, Views
 from omnissl.losses.mochi import MoCHiNTXentLoss, MoCHiQueueLoss
 from omnissl.nn import EMATeacher, MLPHead, momentum_schedule
-from omnissl.objectives._views import device_generator, remember_student, two_views
+from omnissl.objectives._views import StepSeededDraws, remember_student, two_views
 from omnissl.specs import BuildContext, ComponentConfig
 
 
@@ -46,12 +46,13 @@ class MoCHiConfig(ComponentConfig):
 class MoCHiObjective(Objective):
     """Project both views; NT-Xent + MoCHi (``queue_size == 0``) or MoCo-v2 + MoCHi with a queue.
 
-    Random mixing draws come from a generator seeded with the run seed, identical on every process.
+    Random mixing draws come from :class:`StepSeededDraws`: identical on every process, reproducible on resume.
     """
 
     def __init__(self, encoder: Encoder, cfg: MoCHiConfig, seed: int = 0):
         super().__init__()
-        self.cfg, self.seed = cfg, seed
+        self.cfg = cfg
+        self.draws = StepSeededDraws(seed)
         self.projector = MLPHead(encoder.output_dim, cfg.hidden_dim, cfg.proj_dim, num_layers=cfg.proj_layers)
         if cfg.queue_size:
             self.loss = MoCHiQueueLoss(cfg.temperature, cfg.num_hard, cfg.num_mix, cfg.num_query_mix)
@@ -65,7 +66,7 @@ class MoCHiObjective(Objective):
     def forward(self, encoder: Encoder, views: Views) -> ObjectiveOutput:
         first, second = two_views(views, "MoCHi")
         q = self.projector(encoder(first).pooled)
-        gen = device_generator(self, q.device, self.seed)
+        gen = self.draws.generator(q.device)
         if not self.cfg.queue_size:
             z_b = self.projector(encoder(second).pooled)
             loss = self.loss(q, z_b, generator=gen)
@@ -85,6 +86,7 @@ class MoCHiObjective(Objective):
         self.queue_ptr.add_(keys.shape[0]).remainder_(self.queue.shape[0])
 
     def after_step(self, progress: Progress) -> None:
+        self.draws.advance(progress.step)
         student = self.__dict__.get("_student")
         if not self.cfg.queue_size or student is None:
             return

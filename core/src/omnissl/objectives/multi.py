@@ -96,10 +96,14 @@ class MultiObjective(Objective):
             member.after_step(progress)
 
     @classmethod
-    def build(cls, cfg: MultiObjectiveConfig, ctx: BuildContext) -> MultiObjective:
-        from omnissl.plugins import get_plugin_manager
+    def build(cls, cfg: MultiObjectiveConfig, ctx: BuildContext, registry=None) -> MultiObjective:
+        """Build each member from ``registry`` (default: the process-wide plugin manager's)."""
+        if registry is None:
+            from omnissl.plugins import PluginManager, get_plugin_manager
 
-        registry = get_plugin_manager().registry
+            # core members need no plugin; skipping entry-point loading saves seconds in tests and tools
+            core_only = all(m.name.startswith("core.") for m in cfg.objectives.values())
+            registry = PluginManager(autoload=False).registry if core_only else get_plugin_manager().registry
         members, weights = {}, {}
         for name, member in cfg.objectives.items():
             if member.name == "core.multi":
