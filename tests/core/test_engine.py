@@ -98,7 +98,7 @@ def test_export_safetensors(toy_config, tmp_path):
     assert (tmp_path / "export" / "config.yaml") in written
 
 
-def test_multi_task_round_robin_and_shared_trunk(toy_config):
+def test_multi_task_round_robin(toy_config):
     second = json.loads(json.dumps(toy_config["tasks"][0]))
     second["name"] = "toy2"
     second["data"]["seed"] = 3
@@ -185,3 +185,16 @@ def test_loader_workers_give_the_same_run(toy_config, tmp_path):
     toy_config["logging"]["out_dir"] = str(tmp_path / "workers")
     loaded = run_config(toy_config).model.state_dict()
     assert all(torch.equal(direct[k], loaded[k]) for k in direct)
+
+
+def test_evaluators_report_baselines_and_cli_evaluate(toy_config, capsys):
+    from omnissl.cli import main
+
+    toy_config["engine"]["steps"] = 60
+    toy_config["tasks"][0]["eval"] = [{"name": "core.linear_probe", "seeds": 2}]
+    result = run_config(toy_config)
+    rows = result.evals[0].rows
+    assert len(rows) == 3 and len({r["representation"] for r in rows}) == 3
+    assert main(["evaluate", str(result.checkpoint)]) == 0
+    out = capsys.readouterr().out
+    assert "linear" in out.lower() and "random" in out.lower()

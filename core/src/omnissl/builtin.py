@@ -17,6 +17,7 @@ from omnissl.objectives.simclr import SimCLRConfig, SimCLRObjective
 from omnissl.objectives.swav import SwAVConfig, SwAVObjective
 from omnissl.objectives.token_masking import TokenMasking, TokenMaskingConfig
 from omnissl.objectives.vicreg import VICRegConfig, VICRegObjective
+from omnissl.nn.trunk import TransformerTrunk, TrunkConfig
 from omnissl.specs import DatasetSpec, EncoderSpec, EvaluatorSpec, ModalitySpec, ObjectiveSpec, ViewGeneratorSpec
 from omnissl.testing import toy
 
@@ -48,6 +49,10 @@ def omnissl_datasets():
 @hookimpl
 def omnissl_encoders():
     yield EncoderSpec(name="toy.mlp", config=toy.ToyMLPConfig, factory=toy.toy_encoder, summary="Two-layer MLP over toy vectors.")
+    yield EncoderSpec(
+        name="core.transformer_trunk", config=TrunkConfig, factory=lambda cfg, ctx: TransformerTrunk(cfg),
+        summary="Pre-norm transformer over (B, N, D) tokens; declare it under shared: and reference it as '@shared.<name>'.",
+    )
 
 
 @hookimpl
