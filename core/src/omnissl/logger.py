@@ -50,7 +50,7 @@ class MetricsLogger:
             for key, value in metrics.items():
                 if isinstance(value, (int, float)):
                     self.tb.add_scalar(key, value, step)
-        if self.bar is not None:
+        if self.bar is not None and "loss" in metrics:
             loss = metrics.get("loss")
             self.bar.update(self.bar_task, completed=step, loss=f"{loss:.4f}" if isinstance(loss, float) else "-",
                             rate=f"{metrics.get('samples_per_s', 0):.0f}")
@@ -68,7 +68,8 @@ class MetricsLogger:
             table.add_column(str(col))
         for row in rows:
             table.add_row(*(str(row.get(c, "")) for c in columns))
-        Console().print(table)
+        # above a live progress bar, print through its console so the bar stays at the bottom
+        (self.bar.console if self.bar is not None else Console()).print(table)
 
     def close(self) -> None:
         if self.bar is not None:
