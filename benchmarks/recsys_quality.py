@@ -56,7 +56,7 @@ def run_model(model: str, seed: int, extra: list[str]) -> dict:
     out = ROOT / "runs" / "recsys" / f"quality_{model}_s{seed}"
     if (out / "evals.jsonl").exists():
         (out / "evals.jsonl").unlink()
-    overrides = [f"seed={seed}", f"logging.out_dir={out}", "logging.progress=false", *extra]
+    overrides = [f"seed={seed}", f"logging.out_dir={out}", f"tasks[0].data.save_id_map={out / 'id_map.json'}", "logging.progress=false", *extra]
     start = time.perf_counter()
     run_config(ROOT / "configs" / "recsys" / f"movielens_{model}.yaml", overrides=overrides)
     best = select(out / "evals.jsonl")

@@ -28,7 +28,7 @@ def omnissl_modalities():
         example_batch=lambda: _node_data().batch(None),
         example_data=_node_data,
         encoders=("graph.gat", "graph.gcn", "graph.gin"),
-        views=("graph.attribute_masking", "graph.grace_views"),
+        views=("graph.attribute_masking", "graph.grace_views", "graph.multi_pretext_views"),
         objectives=("graph.graphmae", "graph.grace", "graph.link_reconstruction"),
         objective_pairs={
             "graph.graphmae": ("graph.gat", "graph.attribute_masking"),
@@ -76,6 +76,8 @@ def omnissl_view_generators():
                             summary="GraphMAE node masking: [MASK] token for most masked nodes, random-node features for a few.")
     yield ViewGeneratorSpec(name="graph.grace_views", config=views.GRACEViewsConfig, factory=lambda cfg, ctx: views.GRACEViews(cfg),
                             summary="GRACE: two views by edge dropping and feature-column masking.")
+    yield ViewGeneratorSpec(name="graph.multi_pretext_views", config=views.MultiPretextViewsConfig, factory=lambda cfg, ctx: views.MultiPretextViews(cfg),
+                            summary="GraphMAE masking plus GRACE's two views in one step, for core.multi (ParetoGNN).")
     yield ViewGeneratorSpec(name="graph.graphcl_views", config=views.GraphCLViewsConfig, factory=lambda cfg, ctx: views.GraphCLViews(cfg),
                             summary="GraphCL: two views by node dropping, edge perturbation, attribute masking or subgraphs.")
     yield ViewGeneratorSpec(name="graph.graded_perturbation", config=perturb.GradedPerturbationConfig,

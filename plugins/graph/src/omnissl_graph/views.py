@@ -10,6 +10,7 @@ from pydantic import Field
 from omnissl.interfaces import ViewGenerator, Views
 from omnissl.specs import ComponentConfig
 from omnissl_graph import augment
+from omnissl_graph.masking import AttributeMasking, AttributeMaskingConfig
 
 
 class GRACEViewsConfig(ComponentConfig):
@@ -85,3 +86,28 @@ class GraphCLViews(ViewGenerator):
         names = [a if a != "random" else AUGMENTATIONS[p] for a, p in zip((self.cfg.aug_1, self.cfg.aug_2), picks)]
         views = [self._apply(n, batch, generator) for n in names]
         return Views(inputs=views, original=batch, info={"augmentations": torch.tensor([AUGMENTATIONS.index(n) for n in names])})
+
+
+class MultiPretextViewsConfig(ComponentConfig):
+    """GraphMAE masking and GRACE's pair in one step (the ParetoGNN recipe): ``masking`` and ``contrastive``."""
+
+    masking: AttributeMaskingConfig = Field(default_factory=AttributeMaskingConfig)
+    contrastive: GRACEViewsConfig = Field(default_factory=GRACEViewsConfig)
+
+
+class MultiPretextViews(ViewGenerator):
+    """Views for ``core.multi`` over GraphMAE + GRACE + link reconstruction on one encoder.
+
+    ``inputs[0]`` and the mask indices are those of ``graph.attribute_masking``; ``info["contrastive_views"]``
+    holds GRACE's two views; ``original`` is the graph (link reconstruction reads it).
+    """
+
+    def __init__(self, cfg: MultiPretextViewsConfig):
+        super().__init__()
+        self.masking = AttributeMasking(cfg.masking)
+        self.contrastive = GRACEViews(cfg.contrastive)
+
+    def forward(self, batch: Any, generator: torch.Generator) -> Views:
+        masked = self.masking(batch, generator)
+        pair = self.contrastive(batch, generator)
+        return Views(inputs=masked.inputs, original=batch, info={**masked.info, "contrastive_views": pair.inputs})

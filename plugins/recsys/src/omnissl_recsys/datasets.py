@@ -225,7 +225,7 @@ class InteractionSource:
 
     def batch(self, indices: Tensor) -> dict[str, Tensor]:
         pairs = self.interactions["train"][indices]
-        return {"user": pairs[:, 0], "pos": pairs[:, 1]}
+        return {"user": pairs[:, 0].contiguous(), "pos": pairs[:, 1].contiguous()}
 
     def to(self, device: torch.device | str) -> InteractionSource:
         self.device = torch.device(device)

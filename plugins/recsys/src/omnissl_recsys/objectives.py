@@ -26,15 +26,32 @@ def bpr_loss(tokens: Tensor) -> Tensor:
     return -F.logsigmoid(scores[:, :1] - scores[:, 1:]).mean()
 
 
-def info_nce(a: Tensor, b: Tensor, temperature: float) -> Tensor:
+def first_occurrence(ids: Tensor) -> Tensor:
+    """``(B,)`` bool: True at the first position of each distinct id (a ``unique`` without host sync)."""
+    pos = torch.arange(ids.shape[0], device=ids.device)
+    ids = ids.contiguous()
+    group = torch.searchsorted(torch.sort(ids)[0], ids)  # same value -> same slot in [0, B)
+    first = torch.full_like(pos, ids.shape[0]).scatter_reduce(0, group, pos, "amin")
+    return first[group] == pos
+
+
+def info_nce(a: Tensor, b: Tensor, temperature: float, ids: Tensor | None = None) -> Tensor:
     """InfoNCE between rows of two views, in-batch negatives: ``-mean_i log softmax_j(cos(a_i, b_j) / τ)[i]``.
 
-    The form of SGL (Wu et al. 2021, eq. 9) and SimGCL (Yu et al. 2022, eq. 2) over the batch's nodes.
-    Shapes: ``a, b (B, D)`` -> scalar.
+    The form of SGL (Wu et al. 2021, eq. 9) and SimGCL (Yu et al. 2022, eq. 2) over the batch's nodes. With
+    ``ids`` (the node of each row), repeated nodes count once, as anchors and as negatives (both reference
+    codes contrast the batch's unique users and items), so a node is never its own negative.
+    Shapes: ``a, b (B, D)``, ``ids (B,)`` -> scalar.
     """
     a, b = F.normalize(a.float(), dim=1), F.normalize(b.float(), dim=1)
     logits = a @ b.T / temperature
-    return F.cross_entropy(logits, torch.arange(a.shape[0], device=a.device))
+    target = torch.arange(a.shape[0], device=a.device)
+    if ids is None:
+        return F.cross_entropy(logits, target)
+    keep = first_occurrence(ids)
+    logits = logits.masked_fill(~keep.unsqueeze(0), float("-inf"))
+    per_row = F.cross_entropy(logits, target, reduction="none")
+    return torch.where(keep, per_row, torch.zeros_like(per_row)).sum() / keep.sum()
 
 
 def l2_rows(*rows: Tensor) -> Tensor:
@@ -98,7 +115,8 @@ class GraphContrastObjective(BPRObjective):
         main = views.inputs[0]
         loss, logs = self.supervised(encoder, main)
         (ua, ia), (ub, ib) = encoder.tables(views.inputs[1]), encoder.tables(views.inputs[2])
-        ssl = info_nce(ua[main["user"]], ub[main["user"]], self.cfg.temperature) + info_nce(ia[main["pos"]], ib[main["pos"]], self.cfg.temperature)
+        u, i = main["user"], main["pos"]
+        ssl = info_nce(ua[u], ub[u], self.cfg.temperature, u) + info_nce(ia[i], ib[i], self.cfg.temperature, i)
         logs["infonce"] = ssl.detach()
         return ObjectiveOutput(loss=loss + self.cfg.ssl_weight * ssl, logs=logs)
 
@@ -127,7 +145,8 @@ class XSimGCLObjective(BPRObjective):
         reg = self.cfg.reg * l2_rows(*encoder.ego(main))
         cross = layers[min(self.cfg.layer, len(layers) - 1)]
         cu, ci = cross[: encoder.num_users], cross[encoder.num_users :]
-        ssl = info_nce(users[u], cu[u], self.cfg.temperature) + info_nce(items[main["pos"]], ci[main["pos"]], self.cfg.temperature)
+        p = main["pos"]
+        ssl = info_nce(users[u], cu[u], self.cfg.temperature, u) + info_nce(items[p], ci[p], self.cfg.temperature, p)
         return ObjectiveOutput(loss=bpr + reg + self.cfg.ssl_weight * ssl, logs={"bpr": bpr.detach(), "reg": reg.detach(), "infonce": ssl.detach()})
 
 
@@ -200,8 +219,8 @@ class BM3Objective(Objective):
     sec. 3; reference code github.com/enoche/BM3 ``calculate_loss``. Targets are dropout views of the
     online embeddings (stop-gradient); the shared predictor (in :class:`BM3Encoder`) maps online user,
     item and modality embeddings. Losses: user<->item reconstruction ``(1 - cos(p(u), i~)) + (1 - cos(p(i), u~))``,
-    modality-to-item alignment ``1 - cos(p(m), i~)`` and intra-modality ``1 - cos(p(m), m~)``, plus L2 on the
-    online embeddings. Here the item "modality" is the multi-hot of the item's categorical fields (genres,
+    modality-to-item alignment ``1 - cos(p(m), i~)`` and intra-modality ``1 - cos(p(m), m~)``, plus
+    ``reg_weight (||U||_F + ||I||_F) / I`` on the online tables (the reference code's ``EmbLoss``). Here the item "modality" is the multi-hot of the item's categorical fields (genres,
     tags, ...), projected by a linear layer. Target dropout uses the global torch RNG like any dropout.
     """
 
@@ -224,7 +243,8 @@ class BM3Objective(Objective):
         rec = _neg_cos(encoder.predictor(users[u]), i_t) + _neg_cos(encoder.predictor(items[i]), u_t)
         p_m = encoder.predictor(m)
         align = _neg_cos(p_m, i_t) + _neg_cos(p_m, m_t)
-        reg = self.cfg.reg_weight * (users[u].pow(2).sum() + items[i].pow(2).sum()) / (2 * u.shape[0])
+        # the reference code's EmbLoss: Frobenius norms (not squared) of the online tables over the item count
+        reg = self.cfg.reg_weight * (users.norm() + items.norm()) / items.shape[0]
         return ObjectiveOutput(loss=rec + reg + self.cfg.cl_weight * align, logs={"reconstruction": rec.detach(), "alignment": align.detach(), "reg": reg.detach()})
 
 

@@ -43,8 +43,9 @@ class FeatureConfig(ComponentConfig):
 class FrameFeatures(torch.nn.Module):
     """``waveform (S,) -> log filter-bank energies (T, n_mels)`` for one utterance at ``sample_rate``.
 
-    ``T = 1 + (S - win) // hop`` (no centring: every frame lies inside the signal; at least one frame,
-    zero-padding utterances shorter than one window).
+    No centring: every frame lies inside the signal, ``T = 1 + (S - n) // hop`` with ``n`` the FFT size
+    (log-mel: the window is zero-padded to the next power of two) or the window (Kaldi fbank,
+    ``snip_edges``); utterances shorter than ``n`` are zero-padded to one frame.
     """
 
     def __init__(self, cfg: FeatureConfig, sample_rate: int):
@@ -59,7 +60,8 @@ class FrameFeatures(torch.nn.Module):
         )
 
     def num_frames(self, num_samples: int) -> int:
-        return 1 + max(0, num_samples - self.win) // self.hop
+        span = self.win if self.cfg.kind == "fbank" else self.mel.n_fft
+        return 1 + max(0, num_samples - span) // self.hop
 
     @torch.no_grad()
     def forward(self, waveform: Tensor) -> Tensor:
@@ -74,7 +76,7 @@ class FrameFeatures(torch.nn.Module):
         n_fft = self.mel.n_fft
         if waveform.numel() < n_fft:  # torch.stft needs n_fft samples; the window itself stays ``win`` long
             waveform = torch.nn.functional.pad(waveform, (0, n_fft - waveform.numel()))
-        spec = self.mel(waveform)[:, : self.num_frames(waveform.numel())]
+        spec = self.mel(waveform)
         return torch.log(spec + LOG_FLOOR).T.contiguous()
 
 

@@ -167,7 +167,7 @@ class SpanMaskingConfig(ComponentConfig):
     """wav2vec 2.0 span masking over encoder frames (Baevski et al. 2020, section 3.1).
 
     A proportion ``mask_prob`` of each utterance's valid frames become span starts (sampled without
-    replacement from ``[0, L - span]``, count rounded stochastically as in fairseq's
+    replacement from ``[0, L - span)``, count rounded stochastically as in fairseq's
     ``compute_mask_indices``), and the ``span`` frames from each start are masked; spans may overlap.
 
     Attributes:
@@ -192,7 +192,8 @@ def span_mask(padding_mask: Tensor, cfg: SpanMaskingConfig, generator: torch.Gen
     rounding = torch.rand(B, generator=generator, device=device)
     count = torch.floor(cfg.mask_prob * lengths + rounding).long().clamp_min(cfg.min_masks)
     count = torch.where(lengths > 0, count, 0)
-    starts, chosen = sample_starts(lengths - span, count, T, generator)
+    # fairseq draws starts from range(L - span) (exclusive), so a span never ends on the last frame
+    starts, chosen = sample_starts((lengths - span - 1).clamp_min(0), count, T, generator)
     return spans_to_mask(starts, chosen, span, T) & ~padding_mask
 
 

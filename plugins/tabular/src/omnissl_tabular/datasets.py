@@ -12,7 +12,6 @@ Batch:
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Literal
 
 import numpy as np
@@ -87,7 +86,7 @@ def _split(n: int, fractions: tuple[float, ...], seed: int) -> list[np.ndarray]:
     return out
 
 
-def _encode_labels(values: pd.Series, kind: str, train_rows: np.ndarray, name: str) -> tuple[Tensor, str]:
+def _encode_labels(values: pd.Series, kind: str, name: str) -> tuple[Tensor, str]:
     """Class ids (sorted class names of every row) or floats; missing becomes ``-1`` / NaN."""
     present = values.notna().to_numpy()
     numeric = pd.to_numeric(values, errors="coerce")
@@ -143,7 +142,7 @@ def build_source(
     num, cat = schema.transform(typed)
     labels, kinds = {}, {}
     for t in targets:
-        labels[t], kinds[t] = _encode_labels(frame[t], task, splits["train"], t)
+        labels[t], kinds[t] = _encode_labels(frame[t], task, t)
     split_tensors = {k: torch.as_tensor(v, dtype=torch.long) for k, v in splits.items()}
     return TableSource(num, cat, labels, kinds, split_tensors, schema, pretrain_on)
 

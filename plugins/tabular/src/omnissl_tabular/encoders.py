@@ -112,6 +112,12 @@ class TabularTransformer(Encoder):
         self.register_buffer("positions", sincos_positions(self.num_tokens, cfg.dim) if cfg.positions else torch.zeros(self.num_tokens, cfg.dim), persistent=False)
         self.output_dim = cfg.dim
         self._target: list[nn.Module] = []  # not a submodule: the objective owns (and checkpoints) the teacher
+        # the fitted schema as UTF-8 bytes in a buffer: checkpoints and safetensors exports carry the preprocessing
+        self.register_buffer("schema_json", torch.frombuffer(bytearray(schema.to_json().encode()), dtype=torch.uint8).clone())
+
+    def schema(self) -> TableSchema:
+        """The table schema (types, medians, scaling, categories) this encoder was built and trained with."""
+        return TableSchema.from_json(bytes(self.schema_json.cpu().tolist()).decode())
 
     def forward(self, batch: dict[str, Tensor], keep: Tensor | None = None) -> Encoded:
         tokens = self.tokenizer(batch["num"], batch["cat"]) + self.positions

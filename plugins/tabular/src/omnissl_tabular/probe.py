@@ -36,6 +36,8 @@ class TabularProbeConfig(ComponentConfig):
     mlp_hidden, mlp_layers, dropout: MLP head shape (defaults 256, 2 hidden layers, 0.1).
     representation: ``flatten`` (all output tokens concatenated, as the paper) or ``pooled`` (default flatten).
     baselines: ``raw`` features and/or a ``random`` encoder (default both).
+    use_target: read the EMA target encoder when the objective attached one (T-JEPA's protocol); ``false``
+        reads the context encoder instead (default true).
     """
 
     label: str | None = None
@@ -51,6 +53,7 @@ class TabularProbeConfig(ComponentConfig):
     dropout: float = Field(0.1, ge=0, lt=1)
     representation: Literal["flatten", "pooled"] = "flatten"
     baselines: list[Literal["raw", "random"]] = Field(default_factory=lambda: ["raw", "random"])
+    use_target: bool = True
 
 
 def _head(kind: str, in_dim: int, out_dim: int, cfg: TabularProbeConfig) -> nn.Module:
@@ -65,9 +68,10 @@ def _head(kind: str, in_dim: int, out_dim: int, cfg: TabularProbeConfig) -> nn.M
 
 
 @torch.no_grad()
-def encode_rows(encoder: nn.Module, data, representation: str, device: torch.device, batch_size: int = 2048) -> Tensor:
+def encode_rows(encoder: nn.Module, data, representation: str, device: torch.device, batch_size: int = 2048, use_target: bool = True) -> Tensor:
     """Representations of every row of ``data`` in row order: ``(N, (R + F) * D)`` or ``(N, D)``."""
-    encoder = encoder.representation_encoder() if hasattr(encoder, "representation_encoder") else encoder
+    if use_target and hasattr(encoder, "representation_encoder"):
+        encoder = encoder.representation_encoder()
     was_training = encoder.training
     encoder.eval()
     out = []
@@ -91,7 +95,7 @@ class TabularProbe:
         if label not in data.labels:
             raise ConfigError([f"eval.label: {label!r} is not a label of this table; labels: {sorted(data.labels)}"])
         kind = data.label_kinds[label]
-        reps = {"pretrained": encode_rows(run.encoder, data, cfg.representation, run.device)}
+        reps = {"pretrained": encode_rows(run.encoder, data, cfg.representation, run.device, use_target=cfg.use_target)}
         if "raw" in cfg.baselines:
             reps["raw features"] = data.surface_features().float()
         if "random" in cfg.baselines:

@@ -17,11 +17,11 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 from pydantic import Field
+from torch import nn
 
 from omnissl.errors import ConfigError
 from omnissl.interfaces import Encoder, Objective, ObjectiveOutput, Views
 from omnissl.specs import BuildContext, ComponentConfig
-from torch import nn
 
 
 class VIMEConfig(ComponentConfig):

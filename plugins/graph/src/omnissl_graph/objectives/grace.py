@@ -55,9 +55,11 @@ class GRACEObjective(Objective):
         self.projector = nn.Sequential(nn.Linear(enc_dim, cfg.proj_dim), nn.ELU(), nn.Linear(cfg.proj_dim, enc_dim))
 
     def forward(self, encoder: Encoder, views: Views) -> ObjectiveOutput:
-        if len(views.inputs) != 2:
-            raise ValueError(f"GRACE needs two views (graph.grace_views), got {len(views.inputs)}")
-        h1, h2 = (self.projector(node_states(encoder(v))) for v in views.inputs)
+        # multi-pretext view generators carry GRACE's pair in info["contrastive_views"]
+        pair = views.info.get("contrastive_views", views.inputs)
+        if len(pair) != 2:
+            raise ValueError(f"GRACE needs two views (graph.grace_views or graph.multi_pretext_views), got {len(pair)}")
+        h1, h2 = (self.projector(node_states(encoder(v))) for v in pair)
         loss = grace_loss(h1, h2, self.cfg.tau)
         return ObjectiveOutput(loss=loss, logs={"grace": loss.detach()})
 

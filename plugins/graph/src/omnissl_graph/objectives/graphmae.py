@@ -8,8 +8,10 @@ github.com/THUDM/GraphMAE ``graphmae/models/edcoder.py`` (``PreModel.mask_attr_p
 2. the encoder encodes the masked graph;
 3. ``encoder_to_decoder`` (a bias-free linear map) is applied and the rows of masked nodes are set to 0
    ("re-mask", skipped for an MLP/linear decoder as in the official code);
-4. a one-layer decoder (GAT with ``decoder_heads`` heads, or GIN/GCN/linear) reconstructs the features;
-5. the scaled cosine error on the masked nodes only.
+4. a one-layer decoder (GAT with ``decoder_heads`` heads, or GIN/GCN/linear) reconstructs the features
+   (the GAT decoder is evaluated for the masked rows only, exactly; see :mod:`omnissl_graph.decoders`);
+5. the scaled cosine error (the core's :class:`omnissl.losses.reconstruction.ScaledCosineError`) on the
+   masked nodes only.
 """
 
 from __future__ import annotations
@@ -20,12 +22,13 @@ import torch
 import torch.nn.functional as F
 from pydantic import Field
 from torch import nn
-from torch_geometric.nn import GATConv, GCNConv, GINConv
+from torch_geometric.nn import GCNConv, GINConv
 
 from omnissl.interfaces import Encoder, Objective, ObjectiveOutput, Views
+from omnissl.losses.reconstruction import ScaledCosineError
 from omnissl.specs import BuildContext, ComponentConfig
+from omnissl_graph.decoders import GATDecoder
 from omnissl_graph.encoders import gin_mlp, in_dim_from, node_states, with_x
-from omnissl_graph.losses import ScaledCosineError
 
 
 class GraphMAEConfig(ComponentConfig):
@@ -70,7 +73,7 @@ class GraphMAEObjective(Objective):
         if cfg.decoder == "gat":
             if in_dim % cfg.decoder_heads:
                 raise ValueError(f"objective.decoder_heads={cfg.decoder_heads} must divide the feature width {in_dim}")
-            self.decoder = GATConv(enc_dim, in_dim // cfg.decoder_heads, heads=cfg.decoder_heads, concat=True, dropout=cfg.attn_drop)
+            self.decoder = GATDecoder(enc_dim, in_dim // cfg.decoder_heads, cfg.decoder_heads, cfg.attn_drop)
         elif cfg.decoder == "gin":
             self.decoder = GINConv(gin_mlp(enc_dim, enc_dim, in_dim, cfg.decoder_norm, "prelu"))
         elif cfg.decoder == "gcn":
@@ -89,8 +92,11 @@ class GraphMAEObjective(Objective):
             is_masked = torch.ones(rep.shape[0], 1, device=rep.device, dtype=rep.dtype).index_fill_(0, mask_nodes, 0.0)
             rep = rep * is_masked  # re-mask: the decoder must rebuild masked nodes from their neighbours
         rep = F.dropout(rep, p=self.cfg.feat_drop, training=self.training)
-        recon = self.decoder(rep) if self.cfg.decoder == "linear" else self.decoder(rep, masked.edge_index)
-        loss = self.sce(recon[mask_nodes], original.x[mask_nodes].float())
+        if self.cfg.decoder == "gat":  # computes the masked rows only (see omnissl_graph.decoders)
+            recon = self.decoder(rep, masked.edge_index, rows=mask_nodes)
+        else:
+            recon = (self.decoder(rep) if self.cfg.decoder == "linear" else self.decoder(rep, masked.edge_index))[mask_nodes]
+        loss = self.sce(recon, original.x[mask_nodes].float())
         return ObjectiveOutput(loss=loss, logs={"sce": loss.detach()})
 
     @classmethod

@@ -24,6 +24,7 @@ import torch.nn.functional as F
 from pydantic import Field
 from torch import Tensor, nn
 
+from omnissl.errors import ConfigError
 from omnissl.interfaces import Objective, ObjectiveOutput, Progress, Views
 from omnissl.specs import BuildContext, ComponentConfig
 from omnissl_speech.clustering import assign, collect_frames, kmeans, load_encoder_weights, resample_targets
@@ -61,8 +62,8 @@ class HuBERTConfig(ComponentConfig):
 class HuBERTObjective(Objective):
     """Masked prediction of cluster ids with cosine logits against learned cluster embeddings.
 
-    Buffers ``centroids`` and ``iteration`` (1 or 2) and the frozen ``target_encoder`` are saved in
-    checkpoints. Logs ``masked_ce``, ``masked_accuracy`` and ``iteration``.
+    Buffers ``feature_centroids``, ``layer_centroids``, ``iteration`` (1 or 2) and the frozen
+    ``target_encoder`` are saved in checkpoints. Logs ``masked_ce``, ``masked_accuracy`` and ``iteration``.
     """
 
     def __init__(self, encoder, source, cfg: HuBERTConfig, seed: int = 0):
@@ -78,16 +79,26 @@ class HuBERTObjective(Objective):
         if cfg.target == "checkpoint" or cfg.recluster_step is not None:
             self.target_encoder = copy.deepcopy(encoder).requires_grad_(False).eval()
         self.register_buffer("iteration", torch.tensor(1))
+        # both centroid tables exist from the start so checkpoints keep one layout across iterations
+        self.register_buffer("layer_centroids", torch.zeros(cfg.num_clusters, dim) if self.target_encoder is not None else torch.zeros(0))
         if cfg.target == "checkpoint":
             if not cfg.target_checkpoint:
-                from omnissl.errors import ConfigError
-
                 raise ConfigError(["objective.target_checkpoint: required with target: checkpoint (a run's checkpoints/last.pt)"])
             load_encoder_weights(self.target_encoder, cfg.target_checkpoint, cfg.target_task)
-            self.register_buffer("centroids", self._fit_layer_centroids())
+            self.register_buffer("feature_centroids", torch.zeros(0))
+            self.layer_centroids.copy_(self._fit_layer_centroids())
             self.iteration.fill_(2)
         else:
-            self.register_buffer("centroids", self._fit_feature_centroids())
+            self.register_buffer("feature_centroids", self._fit_feature_centroids())
+
+        # a host-side mirror of the buffer so the training step never reads a device tensor
+        self.current_iteration = int(self.iteration)
+        self.register_load_state_dict_post_hook(lambda module, keys: setattr(module, "current_iteration", int(module.iteration)))
+
+    @property
+    def centroids(self) -> Tensor:
+        """The cluster centres targets are assigned to in the current iteration."""
+        return self.feature_centroids if self.current_iteration == 1 else self.layer_centroids
 
     # ------------------------------------------------------------------------------------ targets
     def _feature_view(self, features: Tensor) -> Tensor:
@@ -115,7 +126,7 @@ class HuBERTObjective(Objective):
     @torch.no_grad()
     def targets(self, batch, frame_padding: Tensor) -> Tensor:
         """Cluster ids ``(B, T')`` on the encoder's frame grid."""
-        if int(self.iteration) == 1:
+        if self.current_iteration == 1:
             ids = assign(self._feature_view(batch.features), self.centroids)
             return resample_targets(ids, batch.padding_mask, frame_padding)
         self.target_encoder.eval()
@@ -127,8 +138,9 @@ class HuBERTObjective(Objective):
         """Iteration 2 now: freeze the current encoder as the target model and cluster its layer."""
         student = self._student[0]
         self.target_encoder.load_state_dict(student.state_dict())
-        self.centroids.copy_(self._fit_layer_centroids())
+        self.layer_centroids.copy_(self._fit_layer_centroids())
         self.iteration.fill_(2)
+        self.current_iteration = 2
 
     # ------------------------------------------------------------------------------------- the loss
     def forward(self, encoder, views: Views) -> ObjectiveOutput:

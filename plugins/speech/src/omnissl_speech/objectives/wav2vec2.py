@@ -116,7 +116,7 @@ class Wav2Vec2Objective(Objective):
         loss = loss_m + self.cfg.diversity_weight * quantized.diversity_loss
         return ObjectiveOutput(loss=loss, logs={
             "contrastive": loss_m.detach(), "diversity": quantized.diversity_loss.detach(), "perplexity": quantized.perplexity,
-            "accuracy": accuracy.detach(), "tau": torch.tensor(self.quantizer.tau),
+            "accuracy": accuracy.detach(), "tau": torch.tensor(self.quantizer.tau, device=loss.device),
         })
 
     def after_step(self, progress: Progress) -> None:

@@ -1,0 +1,76 @@
+"""GRACE, GraphCL augmentations, D-SLA perturbations and encoder readouts."""
+
+import math
+from collections import Counter
+
+import torch
+from torch_geometric.nn import global_add_pool
+
+from omnissl_graph import augment
+from omnissl_graph.datasets import SyntheticGraphsConfig, generate_graphs
+from omnissl_graph.encoders import GINEncoder, GINEncoderConfig
+from omnissl_graph.objectives.grace import grace_loss
+from omnissl_graph.perturb import GradedPerturbation, GradedPerturbationConfig
+
+
+def _batch(n=6):
+    return generate_graphs(SyntheticGraphsConfig(num_graphs=n)).batch(torch.arange(n))
+
+
+def test_grace_loss_matches_official_formula():
+    # github.com/CRIPAC-DIG/GRACE model.py: semi_loss = -log(between.diag / (refl.sum(1) + between.sum(1) - refl.diag))
+    torch.manual_seed(0)
+    h1, h2, tau = torch.randn(6, 4), torch.randn(6, 4), 0.5
+    z1, z2 = torch.nn.functional.normalize(h1, dim=1), torch.nn.functional.normalize(h2, dim=1)
+
+    def semi(a, b):
+        refl, between = torch.exp(a @ a.T / tau), torch.exp(a @ b.T / tau)
+        return -torch.log(between.diag() / (refl.sum(1) + between.sum(1) - refl.diag()))
+
+    expected = (0.5 * (semi(z1, z2) + semi(z2, z1))).mean()
+    assert math.isclose(float(grace_loss(h1, h2, tau)), float(expected), rel_tol=1e-5)
+
+
+def test_graphcl_augmentations_keep_every_graph():
+    batch = _batch()
+    g = torch.Generator().manual_seed(0)
+    for out in (augment.drop_nodes(batch, 0.9, g), augment.khop_subgraph(batch, 1, g)):
+        assert out.num_graphs == batch.num_graphs
+        assert (torch.bincount(out.batch, minlength=6) >= 1).all()
+        assert out.edge_index.max() < out.x.shape[0]
+        assert (out.batch[out.edge_index[0]] == out.batch[out.edge_index[1]]).all()
+    pert = augment.perturb_edges(batch, 0.3, g)
+    assert (batch.batch[pert.edge_index[0]] == batch.batch[pert.edge_index[1]]).all(), "added edges stay inside a graph"
+    masked = augment.mask_node_attributes(batch, 0.5, g)
+    changed = (masked.x != batch.x).any(1).float().mean()
+    assert 0.2 < changed < 0.8
+
+
+def test_dsla_edit_distances_count_the_edits():
+    batch = _batch()
+    views = GradedPerturbation(GradedPerturbationConfig(strengths=[0.1, 0.3]))(batch, torch.Generator().manual_seed(0))
+    assert len(views.inputs) == 3 and views.inputs[0] is batch
+    dist = views.info["edit_distance"]
+    assert dist.shape == (2, 6) and (dist[1] >= dist[0]).all() and (dist >= 1).all()
+    for k, view in enumerate(views.inputs[1:]):
+        for gi in range(6):
+            def edges(b):
+                m = b.batch[b.edge_index[0]] == gi
+                return b.edge_index[:, m].T.tolist()
+            before, after = edges(batch), edges(view)
+            d = int(dist[k, gi])
+            n_remove = min((d + 1) // 2, len(before))
+            assert len(after) == len(before) - n_remove + (d - n_remove)
+            # the graphs differ by at most d edge edits (an added edge may coincide with an existing one)
+            sym = sum((Counter(map(tuple, before)) - Counter(map(tuple, after))).values())
+            sym += sum((Counter(map(tuple, after)) - Counter(map(tuple, before))).values())
+            assert 0 < sym <= d
+
+
+def test_gin_sum_readout_and_concat_layers():
+    batch = _batch(4)
+    torch.manual_seed(0)
+    enc = GINEncoder(batch.x.shape[1], GINEncoderConfig(hidden_dim=8, num_layers=2, feat_drop=0.0, readout="sum", concat_layers=True)).eval()
+    out = enc(batch)
+    assert out.pooled.shape == (4, 16) and enc.output_dim == 16
+    assert torch.allclose(out.pooled, global_add_pool(torch.cat(out.layers, 1), batch.batch), atol=1e-5)

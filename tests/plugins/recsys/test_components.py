@@ -1,0 +1,127 @@
+"""Contract suite, objectives against their formulas, views' semantics and a short engine run."""
+
+import math
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from omnissl.plugins import PluginManager
+from omnissl.testing.contracts import check_plugin
+from omnissl_recsys.datasets import GeneratedConfig, generate
+from omnissl_recsys.encoders import LightGCN, LightGCNConfig, TwoTower, TwoTowerConfig
+from omnissl_recsys.objectives import TwoTowerObjective, TwoTowerObjectiveConfig, bpr_loss, info_nce
+from omnissl_recsys.views import FeatureMasking, FeatureMaskingConfig, GraphDropout, GraphDropoutConfig, sample_negatives
+
+
+def test_contract_suite():
+    ran = check_plugin(PluginManager(), "recsys")
+    for name in ("recsys.bpr", "recsys.sgl", "recsys.simgcl", "recsys.xsimgcl", "recsys.two_tower", "recsys.bm3"):
+        assert f"objective[{name}]" in ran
+
+
+@pytest.fixture(scope="module")
+def source():
+    return generate(GeneratedConfig(num_users=60, num_items=80, interactions_per_user=12))
+
+
+def test_bpr_matches_rendle_formula():
+    # BPR-Opt (Rendle et al. 2009, eq. 4): -ln sigma(x_ui - x_uj), here averaged over the batch and negatives
+    u, p, n = torch.tensor([[1.0, 0.0]]), torch.tensor([[2.0, 1.0]]), torch.tensor([[0.5, 3.0]])
+    tokens = torch.stack([u, p, n], 1)
+    assert bpr_loss(tokens).item() == pytest.approx(-math.log(1 / (1 + math.exp(-(2.0 - 0.5)))))
+
+
+def test_info_nce_matches_sgl_formula():
+    # SGL eq. 9: -log exp(s(z'_u, z''_u)/t) / sum_v exp(s(z'_u, z''_v)/t), cosine s, averaged over anchors
+    g = torch.Generator().manual_seed(0)
+    a, b = torch.randn(5, 4, generator=g), torch.randn(5, 4, generator=g)
+    s = F.normalize(a, dim=1) @ F.normalize(b, dim=1).T / 0.2
+    want = torch.stack([-(s[i, i] - torch.logsumexp(s[i], 0)) for i in range(5)]).mean()
+    assert info_nce(a, b, 0.2).item() == pytest.approx(want.item(), rel=1e-5)
+
+
+def test_negatives_avoid_training_positives(source):
+    users = source.interactions["train"][:, 0]
+    neg = sample_negatives(users, source.num_items, 4, torch.Generator().manual_seed(0), source.train_keys, retries=3)
+    keys = users.unsqueeze(1) * source.num_items + neg
+    is_pos = torch.isin(keys, source.train_keys).float().mean()
+    plain = sample_negatives(users, source.num_items, 4, torch.Generator().manual_seed(0), None)
+    plain_pos = torch.isin(users.unsqueeze(1) * source.num_items + plain, source.train_keys).float().mean()
+    assert is_pos < 0.2 * plain_pos
+
+
+def test_edge_dropout_drops_ratio_of_edges(source):
+    views = GraphDropout(source, GraphDropoutConfig(kind="edge", ratio=0.3))
+    out = views(source.batch(torch.arange(16)), torch.Generator().manual_seed(0))
+    keep_a, keep_b = out.inputs[1]["edge_keep"], out.inputs[2]["edge_keep"]
+    assert keep_a.float().mean() == pytest.approx(0.7, abs=0.05)
+    assert not torch.equal(keep_a, keep_b)
+    enc = LightGCN(source.num_users, source.num_items, source.graph, LightGCNConfig(dim=8, num_layers=2))
+    users, items = enc.tables(out.inputs[1])
+    full_users, _ = enc.tables()
+    assert users.shape == full_users.shape and not torch.allclose(users, full_users)
+
+
+@pytest.mark.parametrize("mode", ["random", "correlated"])
+def test_feature_masking_views_are_complementary_and_uniform(source, mode):
+    views = FeatureMasking(source, FeatureMaskingConfig(mode=mode, value_dropout=0.0, ssl_batch_size=4000))
+    out = views(source.batch(torch.arange(8)), torch.Generator().manual_seed(1))
+    a, b = out.inputs[1], out.inputs[2]
+    assert torch.equal(a["items"], b["items"])
+    assert not (a["keep"] & b["keep"]).any() and (a["keep"] | b["keep"]).all()  # complementary field sets
+    # SSL items are uniform over the catalogue, unlike the popularity-skewed training positives
+    counts = torch.bincount(a["items"], minlength=source.num_items).float()
+    assert counts.std() / counts.mean() < 0.3
+    if mode == "correlated":
+        # seed field 'category' masks the field most informative about it: the id (MI(id, g) = H(g))
+        fields = source.features.slot_field
+        per_item = [set(fields[~k].tolist()) for k in a["keep"]]
+        assert all(len(s) == source.features.num_fields // 2 for s in per_item)
+
+
+def test_logq_correction_lowers_popular_items_logits(source):
+    enc = TwoTower(source.num_users, source.features.tokens, source.features.slot_field, source.features.vocab_size, TwoTowerConfig(dim=8, token_dim=4, hidden_dim=8))
+    batch = {"user": torch.tensor([0, 1]), "pos": torch.tensor([2, 3])}
+    log_pop = torch.zeros(source.num_items)
+    log_pop[3] = math.log(0.5)  # item 3 popular: its in-batch logit gets -log p = +0.69 less penalty... i.e. subtracts log p
+    from omnissl.interfaces import Views
+
+    with_q = TwoTowerObjective(log_pop, TwoTowerObjectiveConfig(ssl_weight=0.0, temperature=1.0))
+    without = TwoTowerObjective(log_pop, TwoTowerObjectiveConfig(ssl_weight=0.0, temperature=1.0, logq=False))
+    u, v = enc.user_vectors(batch["user"]), enc.item_vectors(batch["pos"])
+    logits = u @ v.T - log_pop[batch["pos"]].unsqueeze(0)  # Yi et al. 2019, eq. 3: s_c(x, y) = s(x, y) - log p_j
+    want = F.cross_entropy(logits, torch.arange(2))
+    assert with_q(enc, Views(inputs=[batch])).loss.item() == pytest.approx(want.item(), rel=1e-5)
+    assert without(enc, Views(inputs=[batch])).loss.item() != pytest.approx(want.item(), rel=1e-5)
+
+
+def test_engine_trains_lightgcn_beyond_popularity(tmp_path):
+    from omnissl.engine import run_config
+
+    cfg = {
+        "seed": 0,
+        "tasks": [{
+            "name": "gen",
+            "data": {"name": "recsys.generated", "num_users": 200, "num_items": 200, "num_categories": 8, "interactions_per_user": 20},
+            "encoder": {"name": "recsys.lightgcn", "dim": 16, "num_layers": 2},
+            "views": {"name": "recsys.sgl_dropout", "ratio": 0.1},
+            "objective": {"name": "recsys.sgl", "ssl_weight": 0.05},
+            "eval": [{"name": "recsys.ranking", "baselines": ["popularity", "random"]}],
+        }],
+        "engine": {"epochs": 80, "batch_size": 512, "optimizer": {"name": "adamw", "lr": 0.03, "weight_decay": 0.0}, "device": "cpu"},
+        "logging": {"out_dir": str(tmp_path / "run"), "log_every": 20, "progress": False},
+    }
+    result = run_config(cfg)
+    m = result.evals[0].metrics
+    assert m["test/recall@20"] > m["random/test/recall@20"]
+    assert m["test/recall@20"] > m["popularity/test/recall@20"]
+
+
+def test_info_nce_counts_repeated_nodes_once():
+    # SGL/SimGCL reference codes contrast the batch's unique nodes: duplicates are neither anchors nor negatives
+    g = torch.Generator().manual_seed(3)
+    a, b = torch.randn(6, 4, generator=g), torch.randn(6, 4, generator=g)
+    ids = torch.tensor([5, 3, 5, 1, 3, 7])
+    first = [0, 1, 3, 5]
+    assert info_nce(a, b, 0.2, ids).item() == pytest.approx(info_nce(a[first], b[first], 0.2).item(), rel=1e-6)
