@@ -84,3 +84,42 @@ def test_probe_reports_pretrained_raw_and_random_rows():
     assert reps == {(a, b) for a in ("pretrained", "raw features", "random encoder") for b in ("linear", "mlp")}
     assert all("±" in r["accuracy"] for r in result.rows)
     assert 0.0 <= result.metrics["raw_features/mlp/accuracy"] <= 1.0
+
+
+def test_regression_probe_reports_rmse_in_target_units_and_standardised():
+    import numpy as np
+    import pandas as pd
+    import pytest
+
+    from omnissl_tabular.datasets import build_source
+
+    g = np.random.default_rng(0)
+    x = g.normal(size=(120, 3))
+    frame = pd.DataFrame({"a": x[:, 0], "b": x[:, 1], "c": x[:, 2], "y": 1000.0 * x[:, 0] + 5.0}).astype(object)
+    split = {"train": np.arange(80), "val": np.arange(80, 100), "test": np.arange(100, 120)}
+    source = build_source(frame, np.arange(2, 122), "reg", ["y"], split)
+    assert source.label_kinds["y"] == "regression"
+    probe = TabularProbe(TabularProbeConfig(heads=["linear"], seeds=1, epochs=30, baselines=["raw"], batch_size=16, lr=1e-2))
+    encoder = build_tabular_transformer(SMALL, BuildContext(data=source))
+    result = probe(EvalRun(encoder=encoder, data=source, device=torch.device("cpu"), random_encoder=lambda: None))
+    m = result.metrics
+    y_std = float(source.labels["y"][source.splits["train"]].std())
+    assert m["raw_features/linear/rmse"] == pytest.approx(m["raw_features/linear/rmse_std"] * y_std, rel=1e-4)
+    assert m["raw_features/linear/rmse_std"] < 0.3  # y is linear in feature a
+
+
+def test_shared_trunk_reference():
+    import pytest
+
+    from omnissl.errors import ConfigError
+    from omnissl.nn import TransformerTrunk, TrunkConfig
+
+    source = example_source()
+    shared = TransformerTrunk(TrunkConfig(dim=16, depth=1, heads=2))
+    ctx = BuildContext(data=source, shared={"trunk": shared})
+    encoder = build_tabular_transformer(TabularTransformerConfig(dim=16, trunk="@shared.trunk"), ctx)
+    assert encoder.trunk is shared
+    with pytest.raises(ConfigError, match="shared trunk's dim"):
+        build_tabular_transformer(TabularTransformerConfig(dim=32, trunk="@shared.trunk"), ctx)
+    with pytest.raises(ConfigError, match="names no module"):
+        build_tabular_transformer(TabularTransformerConfig(dim=16, trunk="@shared.nope"), ctx)

@@ -13,8 +13,9 @@ Difference from the released code: it draws indices over token positions ``0 .. 
 the [REG] token, so [REG] can be a "feature" and the last feature is never masked. Here indices are feature
 indices in ``[0, F)``; the encoder offsets them by the number of [REG] tokens, which are always context.
 
-Randomness: everything comes from the step's ``generator``; the two counts are read back to the host
-(one small sync per step) because they fix tensor shapes.
+Randomness: everything comes from the step's ``generator``. The two counts fix tensor shapes, so they are
+drawn on the host from a CPU generator seeded with ``generator.initial_seed()`` (the engine re-seeds the
+step generator every step): no device-to-host read in the step.
 
 Views.info:
     ``context`` ``(B, k_c)`` sorted feature indices; ``targets`` ``(B, num_targets, k_t)`` sorted feature indices.
@@ -73,8 +74,9 @@ class TJEPAMasking(ViewGenerator):
 
     def sample_counts(self, generator: torch.Generator) -> tuple[int, int]:
         (c_lo, c_hi), (t_lo, t_hi) = self.context_bounds, self.target_bounds
+        host = torch.Generator().manual_seed(generator.initial_seed())
         for _ in range(100):
-            u = torch.rand(2, generator=generator, device=generator.device).tolist()
+            u = torch.rand(2, generator=host).tolist()
             k_c, k_t = c_lo + round((c_hi - c_lo) * u[0]), t_lo + round((t_hi - t_lo) * u[1])
             if k_c + k_t <= self.num_features:
                 return k_c, k_t
