@@ -74,7 +74,7 @@ def main(argv: list[str] | None = None) -> int:
     torch.manual_seed(0)
     encoder = build_two_tower(TwoTowerConfig(dim=64, token_dim=32, hidden_dim=128), ctx).to(device)
     ctx.encoder = encoder
-    views = build_feature_masking(FeatureMaskingConfig(mode="correlated"), ctx)
+    views = build_feature_masking(FeatureMaskingConfig(mode="correlated"), ctx).to(device)
     objective = build_two_tower_objective(TwoTowerObjectiveConfig(ssl_weight=0.1), ctx).to(device)
     optimizer = build_optimizer(OptimizerConfig(name="adamw", lr=1e-3, weight_decay=0.0), encoder.named_parameters(), device)
     generator = torch.Generator(device=device)

@@ -8,3 +8,14 @@ def test_graph_plugin_contracts():
     ran = check_plugin(PluginManager(), "graph")
     for name in ("graph.gat", "graph.gcn", "graph.gin", "graph.graphmae", "graph.grace", "graph.graphcl", "graph.dsla"):
         assert any(name in r for r in ran), f"{name} was not checked"
+
+
+def test_every_module_moves_to_a_device():
+    # the engine calls .to(device) on every component; a method shadowing nn.Module internals would break it
+    from omnissl.specs import BuildContext
+
+    registry = PluginManager().registry
+    for modality in ("graph.nodes", "graph.graphs"):
+        spec = registry.specs["modalities"][modality]
+        for name in spec.views:
+            registry.get("view_generators", name).build({}, BuildContext(data=spec.example_data())).to("cpu")

@@ -68,7 +68,7 @@ def test_manifest_csv_and_jsonl_with_resampling(tmp_path):
         datasets.manifest_source(datasets.ManifestConfig(path=str(tmp_path / "bad.csv")))
 
 
-def test_pretrain_split_addresses_only_that_split(tiny_source):
+def test_pretrain_split_addresses_only_that_split():
     source = datasets.synthetic_source(datasets.SyntheticConfig(num_utterances=20, pretrain_split="train"))
     assert len(source) == len(source.splits["train"])
     a = source.batch(torch.tensor([0]))
@@ -76,7 +76,7 @@ def test_pretrain_split_addresses_only_that_split(tiny_source):
     assert torch.equal(a.features, b.features)
 
 
-def test_global_normalisation_and_fbank(tiny_source):
+def test_global_normalisation_and_fbank():
     cfg = datasets.SyntheticConfig(num_utterances=8, features=FeatureConfig(kind="fbank", normalise="global", n_mels=23))
     source = datasets.synthetic_source(cfg)
     assert source.feature_dim == 23

@@ -1,7 +1,5 @@
 """TERA alteration policy proportions and wav2vec 2.0 span-masking statistics against the reference loops."""
 
-import random
-
 import numpy as np
 import torch
 

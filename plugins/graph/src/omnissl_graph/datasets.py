@@ -279,7 +279,7 @@ def generate_graphs(cfg: SyntheticGraphsConfig, ctx: BuildContext | None = None)
             same = (pairs[:, 0] < n // 2) == (pairs[:, 1] < n // 2)
             keep = torch.rand(pairs.shape[0], generator=g) < torch.where(same, 0.7, 0.1)
             edge_index = pairs[keep].T
-        x = torch.randn(n, cfg.num_features, generator=g)
+        x = 1.0 + 0.1 * torch.randn(n, cfg.num_features, generator=g)  # near-constant: the class is in the structure
         graphs.append(Data(x=x, edge_index=to_undirected(edge_index, num_nodes=n), num_nodes=n))
         labels.append(label)
     return GraphSetSource(graphs, labels={"class": torch.tensor(labels)})

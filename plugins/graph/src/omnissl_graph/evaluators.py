@@ -43,6 +43,11 @@ class NodeProbeConfig(ComponentConfig):
         epochs: training epochs (300, ``max_epoch_f``); test accuracy is read at the best validation epoch.
         repeats: probe initialisations averaged per representation (1).
         baselines: also score raw features and a random encoder (True).
+        standardize: scale each embedding dimension to zero mean and unit variance over all nodes before the
+            probe (True). Departure from the official probe, which uses raw embeddings: our GAT embeddings
+            have a standard deviation near 0.01 early in training and the Adam-trained logistic regression
+            (lr 0.01, weight decay, 300 epochs) underfits them (Cora after 120 GraphMAE steps: 71% raw vs
+            80% standardised). No labels are used.
     """
 
     label: str = "class"
@@ -51,6 +56,12 @@ class NodeProbeConfig(ComponentConfig):
     epochs: int = Field(300, gt=0)
     repeats: int = Field(1, ge=1)
     baselines: bool = True
+    standardize: bool = True
+
+
+def standardize(z: Tensor) -> Tensor:
+    """Zero mean, unit variance per dimension (constant dimensions stay 0)."""
+    return (z - z.mean(0)) / z.std(0).clamp(min=1e-8)
 
 
 def linear_probe_accuracy(z: Tensor, y: Tensor, splits: dict[str, Tensor], cfg: NodeProbeConfig, seed: int) -> float:
@@ -92,7 +103,9 @@ class NodeProbe:
         if not self.cfg.baselines:
             reps = {"ssl": reps["ssl"]}
         for name, get in reps.items():
-            z = get().detach()
+            z = get().detach().float()
+            if self.cfg.standardize:
+                z = standardize(z)
             accs = [linear_probe_accuracy(z, y, splits, self.cfg, run.seed + r) for r in range(self.cfg.repeats)]
             key = name.replace(" ", "_")
             metrics[f"{key}/test_acc"] = float(np.mean(accs))

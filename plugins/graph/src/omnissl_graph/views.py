@@ -68,7 +68,7 @@ class GraphCLViews(ViewGenerator):
         super().__init__()
         self.cfg = cfg
 
-    def _apply(self, name: str, batch: Any, generator: torch.Generator) -> Any:
+    def _augment(self, name: str, batch: Any, generator: torch.Generator) -> Any:
         r = self.cfg.ratio
         if name == "node_drop":
             return augment.drop_nodes(batch, r, generator)
@@ -84,7 +84,7 @@ class GraphCLViews(ViewGenerator):
         draws = torch.randint(len(AUGMENTATIONS), (2,), generator=generator, device=batch.x.device)
         picks = draws.tolist()
         names = [a if a != "random" else AUGMENTATIONS[p] for a, p in zip((self.cfg.aug_1, self.cfg.aug_2), picks)]
-        views = [self._apply(n, batch, generator) for n in names]
+        views = [self._augment(n, batch, generator) for n in names]
         return Views(inputs=views, original=batch, info={"augmentations": torch.tensor([AUGMENTATIONS.index(n) for n in names])})
 
 

@@ -11,7 +11,7 @@ import torch.nn.functional as F
 from pydantic import Field
 from torch import Tensor, nn
 
-from omnissl.interfaces import Encoder, Objective, ObjectiveOutput, Views
+from omnissl.interfaces import Encoder, Objective, ObjectiveOutput
 from omnissl.specs import BuildContext, ComponentConfig
 
 

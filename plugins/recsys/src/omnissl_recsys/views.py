@@ -175,12 +175,13 @@ class FeatureMasking(NegativeSampling):
             mi = features.field_mutual_information().clone()
             mi.fill_diagonal_(float("inf"))  # the seed is always in its own set
             top = mi.topk(self.half, dim=1).indices
-            self.seed_sets = torch.zeros(self.num_fields, self.num_fields, dtype=torch.bool).scatter_(1, top, True)
+            sets = torch.zeros(self.num_fields, self.num_fields, dtype=torch.bool).scatter_(1, top, True)
+            self.register_buffer("seed_sets", sets, persistent=False)  # moves with the model, never saved
 
     def _masked_fields(self, n: int, generator, device) -> Tensor:
         if self.cfg.mode == "correlated":
             seed = torch.randint(self.num_fields, (n,), generator=generator, device=device)
-            return self.seed_sets.to(device)[seed]
+            return self.seed_sets[seed]
         ranks = torch.rand(n, self.num_fields, generator=generator, device=device).argsort(dim=1).argsort(dim=1)
         return ranks < self.half
 

@@ -29,15 +29,16 @@ class FeatureConfig(ComponentConfig):
         n_mels: mel bins (default 40; 80 in TERA at 16 kHz, 40 suits 8 kHz audio).
         win_ms: analysis window in milliseconds (default 25, the Kaldi standard).
         hop_ms: frame shift in milliseconds (default 10).
-        normalise: ``"utterance"`` (per-utterance CMVN), ``"global"`` (corpus mean/std) or ``"none"``
-            (default ``"utterance"``).
+        normalise: ``"global"`` (corpus mean/std per bin), ``"utterance"`` (per-utterance CMVN, TERA's
+            LibriSpeech setting) or ``"none"`` (default ``"global"``: CMVN subtracts each utterance's mean
+            spectrum, which on short clips is most of what identifies a vowel, a digit or a speaker).
     """
 
     kind: Literal["log_mel", "fbank"] = "log_mel"
     n_mels: int = Field(40, gt=0)
     win_ms: float = Field(25.0, gt=0)
     hop_ms: float = Field(10.0, gt=0)
-    normalise: Literal["utterance", "global", "none"] = "utterance"
+    normalise: Literal["utterance", "global", "none"] = "global"
 
 
 class FrameFeatures(torch.nn.Module):
