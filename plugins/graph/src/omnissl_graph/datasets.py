@@ -152,6 +152,14 @@ class EdgeListConfig(NodeSourceOptions):
     split: list[float] = Field(default_factory=lambda: [0.6, 0.2, 0.2])
 
 
+def _is_numeric_row(line: str) -> bool:
+    try:
+        [float(v) for v in line.split(",") if v.strip()]
+        return True
+    except ValueError:
+        return False
+
+
 def _read_array(path: Path, what: str, dtype) -> np.ndarray:
     if not path.exists():
         raise DataError(f"data.{what}: file not found: {path}")
@@ -161,7 +169,7 @@ def _read_array(path: Path, what: str, dtype) -> np.ndarray:
         import pandas as pd
 
         first = path.read_text().split("\n", 1)[0]
-        header = 0 if any(c.isalpha() for c in first) else None
+        header = None if _is_numeric_row(first) else 0
         return pd.read_csv(path, header=header).to_numpy().astype(dtype)
     except (ValueError, OSError) as exc:
         raise DataError(f"data.{what}: cannot read {path}: {exc}; expected a .npy array or a numeric CSV") from None

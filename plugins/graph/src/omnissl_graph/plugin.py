@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from importlib.resources import files
 
-from omnissl.hookspecs import hookimpl
-from omnissl.specs import DatasetSpec, EncoderSpec, EvaluatorSpec, ModalitySpec, ObjectiveSpec, ViewGeneratorSpec
 import torch
 
+from omnissl.hookspecs import hookimpl
+from omnissl.specs import DatasetSpec, EncoderSpec, EvaluatorSpec, ModalitySpec, ObjectiveSpec, ViewGeneratorSpec
 from omnissl_graph import datasets, encoders, evaluators, masking, perturb, views
 from omnissl_graph.objectives import dsla, grace, graphcl, graphmae, link
 
