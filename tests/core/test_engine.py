@@ -198,3 +198,14 @@ def test_evaluators_report_baselines_and_cli_evaluate(toy_config, capsys):
     assert main(["evaluate", str(result.checkpoint)]) == 0
     out = capsys.readouterr().out
     assert "linear" in out.lower() and "random" in out.lower()
+
+
+def test_adam_with_l2_on_every_parameter():
+    from omnissl.optim import OptimizerConfig, build_optimizer
+
+    model = torch.nn.Linear(3, 2)
+    opt = build_optimizer(OptimizerConfig(name="adam", weight_decay=0.1, decay_all_params=True), model.named_parameters(), torch.device("cpu"))
+    assert isinstance(opt, torch.optim.Adam) and not isinstance(opt, torch.optim.AdamW)
+    assert [g["weight_decay"] for g in opt.param_groups] == [0.1] and len(opt.param_groups[0]["params"]) == 2
+    default = build_optimizer(OptimizerConfig(name="adam", weight_decay=0.1), model.named_parameters(), torch.device("cpu"))
+    assert [g["weight_decay"] for g in default.param_groups] == [0.1, 0.0]

@@ -1,7 +1,9 @@
-"""Optimizers: AdamW (fused on CUDA), SGD with momentum and LARS.
+"""Optimizers: AdamW (fused on CUDA), Adam with coupled L2 decay, SGD with momentum and LARS.
 
 Parameters with fewer than two dimensions (biases, norm scales, tokens of shape ``(D,)``) get no weight
-decay and, under LARS, no trust-ratio adaptation — the convention of SimCLR, BYOL and timm.
+decay and, under LARS, no trust-ratio adaptation — the convention of SimCLR, BYOL and timm. Set
+``decay_all_params`` to decay every parameter, as the official GraphMAE, GRACE and GraphCL code does with
+``torch.optim.Adam(model.parameters(), weight_decay=...)``.
 """
 
 from __future__ import annotations
@@ -20,22 +22,24 @@ class OptimizerConfig(ComponentConfig):
     """Optimizer settings.
 
     Attributes:
-        name: ``adamw`` (default), ``sgd`` or ``lars``.
+        name: ``adamw`` (default), ``adam`` (L2 decay added to the gradient), ``sgd`` or ``lars``.
         lr: peak learning rate (default 1e-3).
         weight_decay: decoupled for AdamW, L2 for SGD/LARS (default 0.05).
         betas: AdamW betas (default (0.9, 0.999)).
         eps: AdamW epsilon (default 1e-8).
         momentum: SGD/LARS momentum (default 0.9).
         trust_coefficient: LARS ``eta`` (default 0.001, You et al. 2017).
+        decay_all_params: decay biases and norm parameters too (default False).
     """
 
-    name: Literal["adamw", "sgd", "lars"] = "adamw"
+    name: Literal["adamw", "adam", "sgd", "lars"] = "adamw"
     lr: float = Field(1e-3, gt=0)
     weight_decay: float = Field(0.05, ge=0)
     betas: tuple[float, float] = (0.9, 0.999)
     eps: float = Field(1e-8, gt=0)
     momentum: float = Field(0.9, ge=0, lt=1)
     trust_coefficient: float = Field(0.001, gt=0)
+    decay_all_params: bool = False
 
 
 class LARS(torch.optim.Optimizer):
@@ -72,15 +76,15 @@ class LARS(torch.optim.Optimizer):
         return loss
 
 
-def param_groups(params: Iterable[tuple[str, nn.Parameter]], weight_decay: float) -> list[dict]:
-    """Split into decayed (``ndim >= 2``) and non-decayed parameters; duplicates (shared modules) once."""
+def param_groups(params: Iterable[tuple[str, nn.Parameter]], weight_decay: float, decay_all: bool = False) -> list[dict]:
+    """Split into decayed (``ndim >= 2``, or all with ``decay_all``) and non-decayed parameters; shared ones once."""
     seen: set[int] = set()
     decay, no_decay = [], []
     for _, p in params:
         if not p.requires_grad or id(p) in seen:
             continue
         seen.add(id(p))
-        (decay if p.ndim >= 2 else no_decay).append(p)
+        (decay if decay_all or p.ndim >= 2 else no_decay).append(p)
     return [
         {"params": decay, "weight_decay": weight_decay, "lars": True},
         {"params": no_decay, "weight_decay": 0.0, "lars": False},
@@ -88,11 +92,12 @@ def param_groups(params: Iterable[tuple[str, nn.Parameter]], weight_decay: float
 
 
 def build_optimizer(cfg: OptimizerConfig, named_params: Iterable[tuple[str, nn.Parameter]], device: torch.device) -> torch.optim.Optimizer:
-    groups = [g for g in param_groups(named_params, cfg.weight_decay) if g["params"]]
-    if cfg.name == "adamw":
+    groups = [g for g in param_groups(named_params, cfg.weight_decay, cfg.decay_all_params) if g["params"]]
+    if cfg.name in ("adamw", "adam"):
         for g in groups:
             g.pop("lars")
-        return torch.optim.AdamW(groups, lr=cfg.lr, betas=cfg.betas, eps=cfg.eps, fused=device.type == "cuda")
+        adam = torch.optim.AdamW if cfg.name == "adamw" else torch.optim.Adam
+        return adam(groups, lr=cfg.lr, betas=cfg.betas, eps=cfg.eps, fused=device.type == "cuda")
     if cfg.name == "sgd":
         for g in groups:
             g.pop("lars")
