@@ -10,7 +10,7 @@ Usage::
 
     OMP_NUM_THREADS=1 .venv/bin/python benchmarks/recsys_quality.py [--models mf lightgcn ...] [--epochs N] [--seeds 0 1]
 
-Writes ``runs/recsys/quality.json`` and prints a Markdown table (copied into ``docs/results/recsys.md``).
+Writes ``runs/recsys/quality.json`` and prints a Markdown table (copied into ``docs/results.md``).
 Skips cleanly when the data is absent.
 """
 

@@ -11,7 +11,7 @@ Usage::
 
     OMP_NUM_THREADS=2 .venv/bin/python benchmarks/recsys_scale.py [--items 1000000] [--users 100000] [--steps 30]
 
-Writes ``runs/recsys/scale.json``; the table goes to ``docs/benchmarks/recsys.md``.
+Writes ``runs/recsys/scale.json``; the table goes to ``docs/benchmarks.md``.
 """
 
 from __future__ import annotations

@@ -23,7 +23,7 @@ def test_graph_ssl_beats_lightgcn_on_movielens(ssl_model):
         pytest.skip("MovieLens latest-small not available (set OMNISSL_DATA)")
     base = runner.run_model("lightgcn", 0, [])
     ssl = runner.run_model(ssl_model, 0, [])
-    # docs/results/recsys.md: LightGCN 0.2248, SGL 0.2395, SimGCL 0.2484, XSimGCL 0.2619 test Recall@20
+    # docs/results.md: LightGCN 0.2248, SGL 0.2395, SimGCL 0.2484, XSimGCL 0.2619 test Recall@20
     assert ssl["metrics"]["test/recall@20"] > base["metrics"]["test/recall@20"]
     assert base["metrics"]["test/recall@20"] > 0.20
 
