@@ -5,6 +5,8 @@ Reference: Chen et al., ICML 2020. Projection head: Linear-BN-ReLU-Linear (paper
 
 from __future__ import annotations
 
+from typing import Literal
+
 from pydantic import Field
 
 from omnissl.interfaces import Encoder, Objective, ObjectiveOutput, Views
@@ -14,12 +16,14 @@ from omnissl.specs import BuildContext, ComponentConfig
 
 
 class SimCLRConfig(ComponentConfig):
-    """``temperature`` (0.5), projector ``hidden_dim`` (512) and ``proj_dim`` (128), ``proj_layers`` (2)."""
+    """``temperature`` (0.5), projector ``hidden_dim`` (512), ``proj_dim`` (128), ``proj_layers`` (2) and the
+    norm between its layers, ``proj_norm`` (``batch`` as in SimCLR; ``none`` for SCARF's plain MLP head)."""
 
     temperature: float = Field(0.5, gt=0)
     hidden_dim: int = Field(512, gt=0)
     proj_dim: int = Field(128, gt=0)
     proj_layers: int = Field(2, ge=1)
+    proj_norm: Literal["batch", "layer", "none"] = "batch"
 
 
 class SimCLRObjective(Objective):
@@ -30,7 +34,8 @@ class SimCLRObjective(Objective):
 
     def __init__(self, encoder_dim: int, cfg: SimCLRConfig):
         super().__init__()
-        self.projector = MLPHead(encoder_dim, cfg.hidden_dim, cfg.proj_dim, num_layers=cfg.proj_layers)
+        norm = None if cfg.proj_norm == "none" else cfg.proj_norm
+        self.projector = MLPHead(encoder_dim, cfg.hidden_dim, cfg.proj_dim, num_layers=cfg.proj_layers, norm=norm)
         self.loss = NTXentLoss(cfg.temperature)
 
     def forward(self, encoder: Encoder, views: Views) -> ObjectiveOutput:
