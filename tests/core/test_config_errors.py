@@ -40,7 +40,7 @@ CASES = [
     ("steps and epochs", lambda c: _set(c, ["engine", "epochs"], 2), [], "engine: Value error, set exactly one of engine.steps or engine.epochs"),
     ("neither steps nor epochs", lambda c: _set(c, ["engine", "steps"], DELETE), [], "set exactly one of engine.steps or engine.epochs"),
     ("bad precision", lambda c: _set(c, ["engine", "precision"], "fp8"), [], "engine.precision: Input should be 'auto', 'fp32', 'bf16' or 'fp16'"),
-    ("unknown optimizer", lambda c: _set(c, ["engine", "optimizer", "name"], "adam_w"), [], "engine.optimizer.name: Input should be 'adamw', 'sgd' or 'lars'"),
+    ("unknown optimizer", lambda c: _set(c, ["engine", "optimizer", "name"], "adam_w"), [], "engine.optimizer.name: Input should be 'adamw', 'adam', 'sgd' or 'lars' (got 'adam_w')"),
     ("unknown schedule", lambda c: _set(c, ["engine", "schedule"], {"name": "cosin"}), [], "engine.schedule.name: Input should be 'cosine'"),
     ("duplicate task names", lambda c: _set(c, ["tasks"], [c["tasks"][0], c["tasks"][0]]), [], "tasks: Value error, task names must be unique; repeated: toy"),
     ("undefined shared module", lambda c: _set(c, ["tasks", 0, "encoder", "hidden_dim"], "@shared.trunk"), [], "tasks[0].encoder.hidden_dim: unknown shared module '@shared.trunk'"),
