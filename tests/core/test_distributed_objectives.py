@@ -84,6 +84,7 @@ def _worker(rank, init_file, out_dir):
     try:
         local = BATCH // WORLD
         torch.save(_compute(_inputs(), slice(rank * local, (rank + 1) * local)), os.path.join(out_dir, f"{rank}.pt"))
+        dist.barrier()  # no rank tears gloo down while the other still has collectives in flight
     finally:
         dist.destroy_process_group()
 
