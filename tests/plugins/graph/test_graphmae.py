@@ -143,3 +143,19 @@ def test_graph_level_masking_on_a_batch():
     assert views.info["mask_nodes"].numel() == int(0.75 * batch.x.shape[0])
     assert torch.equal(views.inputs[0].batch, batch.batch)
     assert isinstance(views.inputs[0], Data)
+
+
+def test_gat_uses_graphmae_initialisation():
+    """GraphMAE's GATConv.reset_parameters: xavier_normal_(gain=calculate_gain('relu')) on fc, attn_l, attn_r; bias 0."""
+    torch.manual_seed(0)
+    enc = GATEncoder(1433, GATEncoderConfig(hidden_dim=512, heads=4))
+    conv = enc.convs[0]
+    expected = math.sqrt(2.0) * math.sqrt(2.0 / (1433 + 512))
+    assert abs(conv.lin.weight.std().item() / expected - 1) < 0.02
+    att_expected = math.sqrt(2.0) * math.sqrt(2.0 / (4 * 128 + 128))  # (1, heads, C): fan_in heads*C, fan_out C
+    assert abs(torch.cat([conv.att_src.flatten(), conv.att_dst.flatten()]).std().item() / att_expected - 1) < 0.1
+    assert torch.all(conv.bias == 0)
+    dec = GATDecoder(512, 1433, 1, 0.0)
+    assert abs(dec.conv.lin.weight.std().item() / expected - 1) < 0.02
+    pyg = GATEncoder(1433, GATEncoderConfig(hidden_dim=512, heads=4, init="pyg")).convs[0]
+    assert pyg.lin.weight.std().item() < 0.8 * conv.lin.weight.std().item()

@@ -19,6 +19,8 @@ from torch import Tensor, nn
 from torch_geometric.nn import GATConv
 from torch_geometric.utils import add_self_loops, remove_self_loops, softmax
 
+from omnissl_graph.encoders import graphmae_gat_init
+
 
 class GATDecoder(nn.Module):
     """A PyG ``GATConv`` (concatenated heads, self-loops) evaluated as in the module docstring.
@@ -27,9 +29,11 @@ class GATDecoder(nn.Module):
         ``h``: ``(N, D)``, ``edge_index``: ``(2, E)``, ``rows``: ``(M,)`` or ``None`` -> ``(M or N, heads * C)``.
     """
 
-    def __init__(self, in_dim: int, out_per_head: int, heads: int, attn_drop: float, negative_slope: float = 0.2):
+    def __init__(self, in_dim: int, out_per_head: int, heads: int, attn_drop: float, negative_slope: float = 0.2, init: str = "graphmae"):
         super().__init__()
         self.conv = GATConv(in_dim, out_per_head, heads=heads, concat=True, dropout=attn_drop, negative_slope=negative_slope)
+        if init == "graphmae":  # the official GATConv's xavier_normal_(gain=calculate_gain('relu')), as the encoder
+            graphmae_gat_init(self.conv)
         self.heads, self.out_per_head, self.attn_drop, self.negative_slope = heads, out_per_head, attn_drop, negative_slope
 
     def forward(self, h: Tensor, edge_index: Tensor, rows: Tensor | None = None) -> Tensor:

@@ -169,11 +169,31 @@ class GATEncoderConfig(GraphEncoderConfig):
         heads: attention heads per layer, concatenated (4); ``hidden_dim`` must be divisible by it.
         attn_drop: dropout on attention coefficients (0.1).
         negative_slope: LeakyReLU slope of the attention scores (0.2).
+        init: ``graphmae`` (default): GraphMAE's ``GATConv.reset_parameters`` (``xavier_normal_`` with gain
+            ``calculate_gain('relu')`` on the projection and both attention vectors, zero bias), see
+            :func:`graphmae_gat_init`; ``pyg``: PyG's default (Glorot uniform, gain 1, so weights sqrt(2)
+            smaller and, in a 4-head encoder, attention vectors about 1.5x larger).
     """
 
     heads: int = Field(4, ge=1)
     attn_drop: float = Field(0.1, ge=0, lt=1)
     negative_slope: float = Field(0.2, ge=0)
+    init: Literal["graphmae", "pyg"] = "graphmae"
+
+
+def graphmae_gat_init(conv: GATConv) -> GATConv:
+    """Re-initialise a PyG ``GATConv`` as GraphMAE's own ``GATConv.reset_parameters`` (``graphmae/models/gat.py``).
+
+    ``xavier_normal_(gain=calculate_gain('relu'))`` on ``fc.weight`` (PyG ``lin.weight``) and on ``attn_l`` /
+    ``attn_r`` (PyG ``att_src`` / ``att_dst``, the same ``(1, heads, C)`` shape, hence the same fans), bias 0.
+    """
+    gain = nn.init.calculate_gain("relu")
+    nn.init.xavier_normal_(conv.lin.weight, gain=gain)
+    nn.init.xavier_normal_(conv.att_src, gain=gain)
+    nn.init.xavier_normal_(conv.att_dst, gain=gain)
+    if conv.bias is not None:
+        nn.init.zeros_(conv.bias)
+    return conv
 
 
 class GATEncoder(MessagePassingEncoder):
@@ -188,9 +208,10 @@ class GATEncoder(MessagePassingEncoder):
             raise ConfigError([f"encoder.hidden_dim: {cfg.hidden_dim} is not divisible by encoder.heads={cfg.heads}"])
         dims = self.layer_dims()
         for i in range(cfg.num_layers):
-            self.convs.append(
-                GATConv(dims[i], cfg.hidden_dim // cfg.heads, heads=cfg.heads, concat=True, negative_slope=cfg.negative_slope, dropout=cfg.attn_drop)
-            )
+            conv = GATConv(dims[i], cfg.hidden_dim // cfg.heads, heads=cfg.heads, concat=True, negative_slope=cfg.negative_slope, dropout=cfg.attn_drop)
+            self.convs.append(graphmae_gat_init(conv) if cfg.init == "graphmae" else conv)
+            if cfg.init == "graphmae" and isinstance(self.skips[i], nn.Linear):  # the official res_fc init
+                nn.init.xavier_normal_(self.skips[i].weight, gain=nn.init.calculate_gain("relu"))
 
 
 class GCNEncoder(MessagePassingEncoder):
