@@ -8,7 +8,6 @@ parameters (AMCL's temperature MLP) average to the one-process gradient across p
 
 import os
 
-import pytest
 import torch
 import torch.distributed as dist
 import torch.multiprocessing as mp
@@ -20,14 +19,6 @@ from omnissl.losses.ntxent import NTXentLoss
 from omnissl.losses.swav import SwAVLoss, sinkhorn_knopp
 from omnissl.losses.vicreg import VICRegLoss
 
-
-@pytest.fixture(autouse=True)
-def _one_thread():
-    # tiny tensors: on a shared 2-core machine intra-op threads cost far more than they save
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 WORLD = 2
 BATCH = 8  # global

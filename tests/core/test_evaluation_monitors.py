@@ -10,15 +10,6 @@ import torch
 from omnissl.evaluation.monitors import collapse_metrics, embedding_std, rankme
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    # tiny tensors: on a shared 2-core machine intra-op threads cost far more than they save
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 @pytest.mark.parametrize("rank", [1, 5, 17, 32])
 def test_rankme_returns_the_rank_of_a_known_rank_embedding(rank):
     g = torch.Generator().manual_seed(rank)

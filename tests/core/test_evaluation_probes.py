@@ -19,15 +19,6 @@ from omnissl.specs import BuildContext
 from omnissl.testing import toy
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    # tiny full-batch problems: thread start-up dominates, and on a shared 2-core machine it costs 50x
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 def _separable(n=300, d=8, seed=0):
     g = torch.Generator().manual_seed(seed)
     y = torch.randint(3, (n,), generator=g)

@@ -17,15 +17,6 @@ from omnissl.losses.mochi import MoCHiNTXentLoss, MoCHiQueueLoss
 from omnissl.losses.ntxent import NTXentLoss
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    # tiny tensors: on a shared 2-core machine intra-op threads cost far more than they save
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 def _views(b=6, d=5, seed=0):
     g = torch.Generator().manual_seed(seed)
     return torch.randn(b, d, generator=g, dtype=torch.float64), torch.randn(b, d, generator=g, dtype=torch.float64)

@@ -2,19 +2,9 @@
 
 import itertools
 
-import pytest
 import torch
 
 from omnissl.losses.mgda import min_norm_weights
-
-
-@pytest.fixture(autouse=True)
-def _one_thread():
-    # tiny tensors: on a shared 2-core machine intra-op threads cost far more than they save
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 
 def _brute_force(gram, steps=200):

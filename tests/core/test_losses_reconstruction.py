@@ -12,15 +12,6 @@ import torch
 from omnissl.losses.reconstruction import MaskedL1Loss, NormalizedMSELoss, ScaledCosineError, latent_prediction_loss
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    # tiny tensors: on a shared 2-core machine intra-op threads cost far more than they save
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 def _data(seed=0):
     g = torch.Generator().manual_seed(seed)
     pred, target = torch.randn(2, 5, 6, generator=g), torch.randn(2, 5, 6, generator=g) * 3 + 1

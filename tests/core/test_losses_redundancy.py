@@ -15,15 +15,6 @@ from omnissl.losses.mixed_barlow_twins import MixedBarlowTwinsRegulariser
 from omnissl.losses.vicreg import VICRegLoss
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    # tiny tensors: on a shared 2-core machine intra-op threads cost far more than they save
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 def _pair(b=8, d=5, seed=0):
     g = torch.Generator().manual_seed(seed)
     return torch.randn(b, d, generator=g, dtype=torch.float64) * 2 + 1, torch.randn(b, d, generator=g, dtype=torch.float64)

@@ -12,15 +12,6 @@ import torch
 from omnissl.losses.swav import Prototypes, SwAVLoss, sinkhorn_knopp
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    # tiny tensors: on a shared 2-core machine intra-op threads cost far more than they save
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 def sinkhorn_numpy(scores, eps, iters):
     q = np.exp(scores / eps).T
     k, b = q.shape

@@ -26,15 +26,6 @@ from omnissl.testing import toy
 from omnissl.testing.contracts import check_plugin
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    # tiny tensors: on a shared 2-core machine intra-op threads cost far more than they save
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 _REGISTRY = []
 
 
