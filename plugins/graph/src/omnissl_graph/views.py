@@ -79,10 +79,10 @@ class GraphCLViews(ViewGenerator):
         return augment.khop_subgraph(batch, self.cfg.subgraph_hops, generator)
 
     def forward(self, batch: Any, generator: torch.Generator) -> Views:
-        # the drawn augmentation selects a code path (different graph shapes), so it is read on the host once
-        # per step; the augmentations themselves stay batched on the device
-        draws = torch.randint(len(AUGMENTATIONS), (2,), generator=generator, device=batch.x.device)
-        picks = draws.tolist()
+        # the drawn augmentation selects a code path (different graph shapes), so it is drawn on the host from
+        # the step's seed (no device read); the augmentations themselves stay batched on the device
+        host = torch.Generator().manual_seed(generator.initial_seed())
+        picks = torch.randint(len(AUGMENTATIONS), (2,), generator=host).tolist()
         names = [a if a != "random" else AUGMENTATIONS[p] for a, p in zip((self.cfg.aug_1, self.cfg.aug_2), picks)]
         views = [self._augment(n, batch, generator) for n in names]
         return Views(inputs=views, original=batch, info={"augmentations": torch.tensor([AUGMENTATIONS.index(n) for n in names])})
