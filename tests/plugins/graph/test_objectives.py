@@ -8,7 +8,7 @@ from torch_geometric.nn import global_add_pool
 
 from omnissl_graph import augment
 from omnissl_graph.datasets import SyntheticGraphsConfig, generate_graphs
-from omnissl_graph.encoders import GINEncoder, GINEncoderConfig
+from omnissl_graph.encoders import GCNEncoder, GINEncoder, GINEncoderConfig, GraphEncoderConfig
 from omnissl_graph.objectives.grace import grace_loss
 from omnissl_graph.perturb import GradedPerturbation, GradedPerturbationConfig
 
@@ -74,3 +74,14 @@ def test_gin_sum_readout_and_concat_layers():
     out = enc(batch)
     assert out.pooled.shape == (4, 16) and enc.output_dim == 16
     assert torch.allclose(out.pooled, global_add_pool(torch.cat(out.layers, 1), batch.batch), atol=1e-5)
+
+
+def test_inner_dim_gives_grace_layer_widths():
+    """GRACE's Cora encoder: GCNConv(F, 2h) then GCNConv(2h, h); concatenated layers sum the widths."""
+    batch = _batch(3)
+    enc = GCNEncoder(batch.x.shape[1], GraphEncoderConfig(hidden_dim=16, inner_dim=32, num_layers=2, activation="relu", readout="node"))
+    assert [tuple(conv.lin.weight.shape) for conv in enc.convs] == [(32, batch.x.shape[1]), (16, 32)]
+    out = enc(batch)
+    assert [h.shape[1] for h in out.layers] == [32, 16] and out.pooled.shape == (batch.num_nodes, 16) and enc.output_dim == 16
+    wide = GINEncoder(batch.x.shape[1], GINEncoderConfig(hidden_dim=8, inner_dim=12, num_layers=3, concat_layers=True))
+    assert wide.output_dim == 12 + 12 + 8 and wide(batch).pooled.shape == (3, 32)

@@ -82,7 +82,9 @@ class GraphEncoderConfig(ComponentConfig):
 
     Attributes:
         in_dim: node feature width; ``None`` (default) reads it from the task's data source.
-        hidden_dim: width of every layer's output (512, GraphMAE Cora).
+        hidden_dim: width of the last layer's output, the node representation (512, GraphMAE Cora).
+        inner_dim: width of every layer before the last (``None``, default: ``hidden_dim``); GRACE's encoder
+            is ``inner_dim = 2 * hidden_dim``.
         num_layers: message-passing layers (2).
         activation: ``prelu`` (default), ``relu``, ``elu``, ``gelu``, ``identity``.
         feat_drop: dropout on each layer's input (0.2, GraphMAE ``in_drop``).
@@ -91,11 +93,12 @@ class GraphEncoderConfig(ComponentConfig):
         readout: ``auto`` (default: per node for a single graph, ``mean`` for a batch of graphs), ``node``,
             ``mean``, ``sum``, ``max``.
         concat_layers: pool the concatenation of every layer's node states (InfoGraph/GraphCL style);
-            ``output_dim`` becomes ``num_layers * hidden_dim`` (False).
+            ``output_dim`` becomes the sum of the layer widths (False).
     """
 
     in_dim: int | None = Field(None, gt=0)
     hidden_dim: int = Field(512, gt=0)
+    inner_dim: int | None = Field(None, gt=0)
     num_layers: int = Field(2, ge=1)
     activation: Literal["prelu", "relu", "elu", "gelu", "identity"] = "prelu"
     feat_drop: float = Field(0.2, ge=0, lt=1)
@@ -108,7 +111,8 @@ class GraphEncoderConfig(ComponentConfig):
 class MessagePassingEncoder(Encoder):
     """A stack of message-passing layers with dropout, norm, activation, residual and a readout.
 
-    Subclasses fill ``self.convs`` (``conv(x, edge_index) -> (N, hidden_dim)``).
+    Subclasses fill ``self.convs``: layer ``i`` maps ``(N, dims[i])`` to ``(N, dims[i + 1])`` with
+    ``dims = self.layer_dims()``.
 
     Shapes:
         ``batch.x``: ``(N, F)``, ``batch.edge_index``: ``(2, E)`` -> ``Encoded(pooled, layers)`` as in the
@@ -120,17 +124,19 @@ class MessagePassingEncoder(Encoder):
         self.cfg = cfg
         self.in_dim = in_dim
         self.convs = nn.ModuleList()
-        dims = [in_dim] + [cfg.hidden_dim] * cfg.num_layers
-        self.norms = nn.ModuleList(make_norm(cfg.norm, cfg.hidden_dim) for _ in range(cfg.num_layers))
+        dims = self.layer_dims()
+        self.norms = nn.ModuleList(make_norm(cfg.norm, width) for width in dims[1:])
         self.acts = nn.ModuleList(make_activation(cfg.activation) for _ in range(cfg.num_layers))
         self.skips = nn.ModuleList(
-            (nn.Identity() if dims[i] == cfg.hidden_dim else nn.Linear(dims[i], cfg.hidden_dim, bias=False)) if cfg.residual else nn.Identity()
+            (nn.Identity() if dims[i] == dims[i + 1] else nn.Linear(dims[i], dims[i + 1], bias=False)) if cfg.residual else nn.Identity()
             for i in range(cfg.num_layers)
         )
-        self.output_dim = cfg.hidden_dim * (cfg.num_layers if cfg.concat_layers else 1)
+        self.output_dim = sum(dims[1:]) if cfg.concat_layers else cfg.hidden_dim
 
     def layer_dims(self) -> list[int]:
-        return [self.in_dim] + [self.cfg.hidden_dim] * self.cfg.num_layers
+        """``[in_dim, width of layer 1, ..., hidden_dim]``."""
+        inner = self.cfg.inner_dim or self.cfg.hidden_dim
+        return [self.in_dim] + [inner] * (self.cfg.num_layers - 1) + [self.cfg.hidden_dim]
 
     def forward(self, batch: Any, keep: Tensor | None = None) -> Encoded:
         h, edge_index = batch.x.float(), batch.edge_index
@@ -152,7 +158,8 @@ def readout(nodes: Tensor, batch: Any, how: str) -> Tensor:
     if how == "auto":
         how = "mean" if graph_ids is not None and getattr(batch, "ptr", None) is not None else "node"
     if how == "node":
-        seeds = getattr(batch, "batch_size", None)  # neighbour-sampled subgraph: seed nodes come first
+        # a neighbour-sampled subgraph's seed nodes come first; a Batch of graphs also has a batch_size (its graph count)
+        seeds = getattr(batch, "batch_size", None) if getattr(batch, "ptr", None) is None else None
         return nodes[:seeds] if isinstance(seeds, int) else nodes
     if graph_ids is None:
         graph_ids = torch.zeros(nodes.shape[0], dtype=torch.long, device=nodes.device)
@@ -204,24 +211,25 @@ class GATEncoder(MessagePassingEncoder):
 
     def __init__(self, in_dim: int, cfg: GATEncoderConfig):
         super().__init__(in_dim, cfg)
-        if cfg.hidden_dim % cfg.heads:
-            raise ConfigError([f"encoder.hidden_dim: {cfg.hidden_dim} is not divisible by encoder.heads={cfg.heads}"])
+        for key in ("hidden_dim", "inner_dim"):
+            if (getattr(cfg, key) or 0) % cfg.heads:
+                raise ConfigError([f"encoder.{key}: {getattr(cfg, key)} is not divisible by encoder.heads={cfg.heads}"])
         dims = self.layer_dims()
         for i in range(cfg.num_layers):
-            conv = GATConv(dims[i], cfg.hidden_dim // cfg.heads, heads=cfg.heads, concat=True, negative_slope=cfg.negative_slope, dropout=cfg.attn_drop)
+            conv = GATConv(dims[i], dims[i + 1] // cfg.heads, heads=cfg.heads, concat=True, negative_slope=cfg.negative_slope, dropout=cfg.attn_drop)
             self.convs.append(graphmae_gat_init(conv) if cfg.init == "graphmae" else conv)
             if cfg.init == "graphmae" and isinstance(self.skips[i], nn.Linear):  # the official res_fc init
                 nn.init.xavier_normal_(self.skips[i].weight, gain=nn.init.calculate_gain("relu"))
 
 
 class GCNEncoder(MessagePassingEncoder):
-    """GCN: ``h' = act(D^-1/2 (A + I) D^-1/2 h W)``; GRACE's encoder on Cora is 2 layers of width 128 with ReLU."""
+    """GCN: ``h' = act(D^-1/2 (A + I) D^-1/2 h W)``; GRACE's encoder on Cora: 2 layers, widths 256 and 128, ReLU."""
 
     def __init__(self, in_dim: int, cfg: GraphEncoderConfig):
         super().__init__(in_dim, cfg)
         dims = self.layer_dims()
         for i in range(cfg.num_layers):
-            self.convs.append(GCNConv(dims[i], cfg.hidden_dim, cached=False))
+            self.convs.append(GCNConv(dims[i], dims[i + 1], cached=False))
 
 
 class GINEncoderConfig(GraphEncoderConfig):
@@ -250,7 +258,7 @@ class GINEncoder(MessagePassingEncoder):
         super().__init__(in_dim, cfg)
         dims = self.layer_dims()
         for i in range(cfg.num_layers):
-            mlp = gin_mlp(dims[i], cfg.hidden_dim, cfg.hidden_dim, cfg.norm, cfg.activation)
+            mlp = gin_mlp(dims[i], dims[i + 1], dims[i + 1], cfg.norm, cfg.activation)
             self.convs.append(GINConv(mlp, train_eps=cfg.train_eps))
 
 
