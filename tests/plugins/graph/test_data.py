@@ -84,6 +84,11 @@ def test_tu_mutag():
     src = load_tu(TUConfig(root=str(DATA / "graph/tu"), dataset="MUTAG"))
     assert len(src) == 188 and src.num_features == 7
     assert torch.bincount(src.labels["class"]).tolist() == [63, 125]
+    looped = load_tu(TUConfig(root=str(DATA / "graph/tu"), dataset="MUTAG", self_loops=True))
+    ei = looped.store.edge_index
+    loops = ei[0] == ei[1]
+    assert int(loops.sum()) == looped.store.num_nodes and torch.equal(torch.unique(ei[0, loops]), torch.arange(looped.store.num_nodes))
+    assert int((~loops).sum()) == src.store.edge_index.shape[1]
 
 
 def test_graph_set_batch_gathers_graphs_exactly():

@@ -15,7 +15,7 @@ import torch
 from pydantic import Field
 from torch import Tensor
 from torch_geometric.data import Data
-from torch_geometric.utils import coalesce, remove_self_loops, to_undirected
+from torch_geometric.utils import add_self_loops, coalesce, remove_self_loops, to_undirected
 
 from omnissl.errors import DataError
 from omnissl.specs import BuildContext, ComponentConfig
@@ -102,11 +102,14 @@ class TUConfig(ComponentConfig):
             (default ``${OMNISSL_DATA}/graph/tu``).
         dataset: dataset name, e.g. ``MUTAG`` (default) or ``PROTEINS``.
         use_node_attr: append continuous node attributes to the one-hot node labels (False, as GraphMAE).
+        self_loops: give every node exactly one self-loop (False); GraphMAE's graph-level loader does
+            (``remove_self_loops`` then ``add_self_loops`` on every graph), so its configs set it.
     """
 
     root: str = "${OMNISSL_DATA}/graph/tu"
     dataset: str = "MUTAG"
     use_node_attr: bool = False
+    self_loops: bool = False
 
 
 def load_tu(cfg: TUConfig, ctx: BuildContext | None = None) -> GraphSetSource:
@@ -125,7 +128,10 @@ def load_tu(cfg: TUConfig, ctx: BuildContext | None = None) -> GraphSetSource:
     for i in range(len(slices["y"]) - 1):
         n0, n1 = int(slices["x"][i]), int(slices["x"][i + 1])
         e0, e1 = int(slices["edge_index"][i]), int(slices["edge_index"][i + 1])
-        graphs.append(Data(x=x[n0:n1].float(), edge_index=data.edge_index[:, e0:e1], num_nodes=n1 - n0))
+        edge_index = data.edge_index[:, e0:e1]
+        if cfg.self_loops:
+            edge_index = add_self_loops(remove_self_loops(edge_index)[0], num_nodes=n1 - n0)[0]
+        graphs.append(Data(x=x[n0:n1].float(), edge_index=edge_index, num_nodes=n1 - n0))
     y = data.y.long()
     if y.min() < 0:  # some TU sets label classes -1/1
         y = torch.unique(y, return_inverse=True)[1]
