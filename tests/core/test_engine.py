@@ -22,6 +22,20 @@ def test_toy_run_learns_and_logs(toy_config, tmp_path):
     assert result.step == 60 and result.checkpoint.is_file()
 
 
+def test_fresh_run_in_a_used_out_dir_keeps_the_earlier_run(toy_config, tmp_path):
+    toy_config["engine"]["steps"] = 4
+    run_config(toy_config)
+    first = (tmp_path / "run" / "checkpoints" / "last.pt").read_bytes()
+    toy_config["seed"] = 1
+    run_config(toy_config)
+    (moved,) = (tmp_path / "run").glob("previous-*")
+    assert (moved / "checkpoints" / "last.pt").read_bytes() == first
+    assert json.loads((moved / "config.json").read_text())["seed"] == 0
+    assert json.loads((tmp_path / "run" / "config.json").read_text())["seed"] == 1
+    steps = [json.loads(l)["step"] for l in open(tmp_path / "run" / "metrics.jsonl")]
+    assert steps and steps == [json.loads(l)["step"] for l in open(moved / "metrics.jsonl")]  # not appended to the old log
+
+
 def test_interrupted_write_keeps_previous_checkpoint(toy_config, tmp_path, monkeypatch):
     trainer = Trainer(load_config(toy_config))
     trainer.last_checkpoint = None

@@ -282,6 +282,24 @@ class Trainer:
             torch.cuda.set_rng_state_all(state["rng"]["cuda"])
         self.step = int(state["step"])
 
+    RUN_FILES = ("config.json", "metrics.jsonl", "evals.jsonl", "checkpoints", "tensorboard")
+
+    def _archive_previous_run(self) -> Path | None:
+        """A fresh run in an ``out_dir`` that holds an earlier run's files moves them to ``out_dir/previous-<time>/``.
+
+        Nothing written by an earlier run is overwritten or mixed with the new run's logs.
+        """
+        found = [self.out_dir / name for name in self.RUN_FILES if (self.out_dir / name).exists()]
+        if not found:
+            return None
+        dest = self.out_dir / time.strftime("previous-%Y%m%d-%H%M%S")
+        while dest.exists():
+            dest = dest.with_name(dest.name + "+")
+        dest.mkdir(parents=True)
+        for path in found:
+            path.rename(dest / path.name)
+        return dest
+
     def save_checkpoint(self) -> Path | None:
         """Write ``checkpoints/last.pt`` (and a numbered copy if ``checkpoint.keep``) on rank 0."""
         path = None
@@ -308,7 +326,10 @@ class Trainer:
             if path.is_file() or str(resume) != "auto":
                 self.load_state_dict(ckpt.load(path))
                 self.last_checkpoint = path
+        moved = self._archive_previous_run() if self.last_checkpoint is None and self.rank == 0 else None
         self.logger = MetricsLogger(self.out_dir, self.total_steps, self.step, cfg.logging.tensorboard, cfg.logging.progress, enabled=self.rank == 0)
+        if moved is not None:
+            self.logger.print(f"{self.out_dir} held an earlier run; its files are now in {moved} (pass --resume to continue a run instead)")
         if self.rank == 0:
             (self.out_dir / "config.json").write_text(self.config.model_dump_json(indent=2))
         self._init_metrics()
