@@ -34,3 +34,39 @@ def test_graph_probe_cross_validation():
     assert res.metrics["random_encoder/accuracy"] >= 0.6
     assert set(res.metrics) == {"ssl/accuracy", "raw_features/accuracy", "random_encoder/accuracy"}
     assert "3-fold accuracy (%)" in res.rows[0]
+
+
+
+class _Rescaled(torch.nn.Module):
+    """An encoder whose node embeddings are the inner encoder's, scaled per node or per dimension (and shifted)."""
+
+    def __init__(self, inner, node_scale=None, dim_scale=None, dim_shift=None):
+        super().__init__()
+        self.inner, self.output_dim = inner, inner.output_dim
+        self.node_scale, self.dim_scale, self.dim_shift = node_scale, dim_scale, dim_shift
+
+    def forward(self, batch, keep=None):
+        out = self.inner(batch)
+        z = out.pooled
+        if self.node_scale is not None:
+            z = z * self.node_scale[:, None]
+        if self.dim_scale is not None:
+            z = z * self.dim_scale + self.dim_shift
+        return type(out)(pooled=z, layers=out.layers)
+
+
+def test_node_probe_normalisations_remove_what_they_promise():
+    data = generate_sbm(SBMConfig(num_nodes=300, num_features=8, feature_noise=2.0))
+    torch.manual_seed(0)
+    gcn = GCNEncoder(8, GraphEncoderConfig(hidden_dim=16, feat_drop=0.0))
+    g = torch.Generator().manual_seed(1)
+    per_node = _Rescaled(gcn, node_scale=torch.rand(300, generator=g) * 100 + 0.01)
+    per_dim = _Rescaled(gcn, dim_scale=torch.rand(16, generator=g) * 100 + 0.01, dim_shift=torch.randn(16, generator=g) * 50)
+
+    def acc(normalize, encoder):
+        run = EvalRun(encoder=encoder, data=data, device=torch.device("cpu"), random_encoder=lambda: gcn, seed=0)
+        return NodeProbe(NodeProbeConfig(epochs=60, baselines=False, normalize=normalize))(run).metrics["ssl/test_acc"]
+
+    assert acc("l2", per_node) == acc("l2", gcn)  # unit-length rows: a per-node scale changes nothing
+    assert abs(acc("standardize", per_dim) - acc("standardize", gcn)) <= 1 / len(data.splits["test"])  # z-scored columns: at most one test node flips
+    assert acc("none", per_dim) != acc("none", gcn)  # the raw probe does see the distortion

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import copy
 from collections.abc import Callable
+from typing import Literal
 
 import numpy as np
 import torch
@@ -43,11 +44,10 @@ class NodeProbeConfig(ComponentConfig):
         epochs: training epochs (300, ``max_epoch_f``); test accuracy is read at the best validation epoch.
         repeats: probe initialisations averaged per representation (1).
         baselines: also score raw features and a random encoder (True).
-        standardize: scale each embedding dimension to zero mean and unit variance over all nodes before the
-            probe (True; not applied to the raw-feature baseline). Departure from the official probe, which uses raw
-            embeddings; ``cora_graphmae.yaml`` sets ``standardize: false`` to match it. (It was introduced when the
-            GAT still had PyG's Glorot init and the raw probe underfit; with GraphMAE's init the raw probe is
-            better on Cora: 82.6 vs 80.2 after 300 epochs, seed 0.) No labels are used.
+        normalize: what the probe sees of each embedding (the raw-feature baseline always sees the input as given):
+            ``none`` (default): the raw embeddings, as GraphMAE's probe; ``l2``: each node's embedding scaled
+            to unit length, as GRACE's evaluation; ``standardize``: each dimension scaled to zero mean and unit
+            variance over all nodes (no labels used).
     """
 
     label: str = "class"
@@ -56,12 +56,15 @@ class NodeProbeConfig(ComponentConfig):
     epochs: int = Field(300, gt=0)
     repeats: int = Field(1, ge=1)
     baselines: bool = True
-    standardize: bool = True
+    normalize: Literal["none", "l2", "standardize"] = "none"
 
 
 def standardize(z: Tensor) -> Tensor:
     """Zero mean, unit variance per dimension (constant dimensions stay 0)."""
     return (z - z.mean(0)) / z.std(0).clamp(min=1e-8)
+
+
+_NORMALIZERS: dict[str, Callable[[Tensor], Tensor]] = {"none": lambda z: z, "l2": lambda z: F.normalize(z, dim=1), "standardize": standardize}
 
 
 def linear_probe_accuracy(z: Tensor, y: Tensor, splits: dict[str, Tensor], cfg: NodeProbeConfig, seed: int) -> float:
@@ -104,8 +107,8 @@ class NodeProbe:
             reps = {"ssl": reps["ssl"]}
         for name, get in reps.items():
             z = get().detach().float()
-            if self.cfg.standardize and name != "raw features":  # the raw baseline is the input as given
-                z = standardize(z)
+            if name != "raw features":  # the raw baseline is the input as given
+                z = _NORMALIZERS[self.cfg.normalize](z)
             accs = [linear_probe_accuracy(z, y, splits, self.cfg, run.seed + r) for r in range(self.cfg.repeats)]
             key = name.replace(" ", "_")
             metrics[f"{key}/test_acc"] = float(np.mean(accs))
