@@ -3,44 +3,20 @@
 import json
 import subprocess
 import sys
-import textwrap
+from pathlib import Path
 
 import torch
 
 from omnissl import checkpoint as ckpt
 
-SCRIPT = textwrap.dedent(
-    """
-    import json, os, signal, sys
-    from omnissl import hookimpl, CallbackSpec
-    from omnissl.cli import main
-    from omnissl.plugins import get_plugin_manager
-
-    stop_at = int(os.environ.get("STOP_AT", "0"))
-
-    class KillAt:
-        def on_log(self, step, metrics):
-            if step == stop_at:
-                os.kill(os.getpid(), signal.SIGTERM)   # a real signal through the engine's handler
-        def on_end(self, step):
-            pass
-
-    class Plugin:
-        @hookimpl
-        def omnissl_callbacks(self):
-            yield CallbackSpec(name="test.kill_at", factory=lambda cfg, ctx: KillAt(), summary="SIGTERM at STOP_AT")
-
-    get_plugin_manager().register(Plugin(), name="killer")
-    sys.exit(main(sys.argv[1:]))
-    """
-)
+SCRIPT = Path(__file__).with_name("sigterm_cli.py")
 
 
 def _run(tmp_path, config, args, stop_at=0):
     cfg_path = tmp_path / "run.json"
     cfg_path.write_text(json.dumps(config))
     env = {"STOP_AT": str(stop_at), "PATH": "/usr/bin:/bin", "OMP_NUM_THREADS": "1"}
-    return subprocess.run([sys.executable, "-c", SCRIPT, "pretrain", str(cfg_path), *args], capture_output=True, text=True, env=env, timeout=300)
+    return subprocess.run([sys.executable, str(SCRIPT), "pretrain", str(cfg_path), *args], capture_output=True, text=True, env=env, timeout=300)
 
 
 def test_sigterm_then_resume_is_bitwise_equal(tmp_path, toy_config):

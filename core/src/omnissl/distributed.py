@@ -67,3 +67,37 @@ def all_reduce_sum(x: Tensor) -> Tensor:
     if is_distributed() and world_size() > 1:
         dist.all_reduce(x)
     return x
+
+
+class StopAgreement:
+    """Ranks agree on the step at which a signal stops the run, without a device sync.
+
+    A signal may reach one rank only, or ranks at different steps; stopping on the local flag would leave
+    the others waiting in the next gradient all-reduce. Instead, at every step boundary each rank puts its
+    flag into an asynchronous MAX all-reduce on a CPU (gloo) side group and reads the result of the reduction
+    it started at the previous boundary, so every rank sees the same answer at the same step (one step after
+    the signal at most). In a single process the local flag is read directly.
+    """
+
+    def __init__(self) -> None:
+        self.signals: list[int] = []  # appended to by the signal handlers
+        self.group = dist.new_group(backend="gloo") if world_size() > 1 else None
+        self.pending: tuple[dist.Work, Tensor] | None = None
+
+    def check(self) -> int:
+        """The signal to stop on (0: go on); called at every step boundary, by every rank."""
+        if self.group is None:
+            return self.signals[0] if self.signals else 0
+        agreed = self.finish()
+        flag = torch.tensor([self.signals[0] if self.signals else 0], dtype=torch.int32)
+        self.pending = (dist.all_reduce(flag, op=dist.ReduceOp.MAX, group=self.group, async_op=True), flag)
+        return agreed
+
+    def finish(self) -> int:
+        """Wait for the reduction in flight, if any, and return its result."""
+        if self.pending is None:
+            return 0
+        work, flag = self.pending
+        work.wait()
+        self.pending = None
+        return int(flag.item())

@@ -47,7 +47,8 @@ class Interrupted(OmnisslError):
     def __init__(self, signum: int, step: int, path: Path | None):
         self.exit_code = 128 + signum
         super().__init__(
-            f"interrupted by {signal.Signals(signum).name} at step {step}; checkpoint written to {path}. "
+            f"interrupted by {signal.Signals(signum).name} at step {step}; "
+            f"{f'checkpoint written to {path}' if path else 'rank 0 wrote the checkpoint'}. "
             "Continue with `omnissl pretrain CONFIG --resume`."
         )
 
@@ -334,14 +335,14 @@ class Trainer:
             (self.out_dir / "config.json").write_text(self.config.model_dump_json(indent=2))
         self._init_metrics()
         self.loaders = {name: self._loader(name) for name in self.streams} if eng.workers else {}
-        stop_signal: list[int] = []
-        previous = self._install_signal_handlers(stop_signal)
+        stop = distributed.StopAgreement()
+        previous = self._install_signal_handlers(stop.signals)
         net = self.ddp or self.model
         start_time, start_step = time.perf_counter(), self.step
         try:
             while self.step < self.total_steps:
-                if stop_signal:
-                    raise Interrupted(stop_signal[0], self.step, self.save_checkpoint())
+                if signum := stop.check():
+                    raise Interrupted(signum, self.step, self.save_checkpoint())
                 name = self.sampler.next()
                 task = self.model.tasks[name]
                 weight = 1.0 if eng.task_sampling == "weighted" else self.config_task(name).weight
@@ -382,6 +383,7 @@ class Trainer:
                 callback.on_end(self.step)
             return RunResult(step=self.step, out_dir=self.out_dir, metrics=self.last_metrics, evals=evals, checkpoint=final, model=self.model)
         finally:
+            stop.finish()  # every rank started the same reductions; none is left in flight
             for sig, handler in previous.items():
                 signal.signal(sig, handler)
             self.logger.close()
