@@ -105,3 +105,18 @@ def test_tera_scores_only_altered_positions(tiny_source):
     assert torch.equal(objective(encoder, v).loss, loss)
     v.original = type(batch)(features=batch.features + 5.0 * target_mask, padding_mask=batch.padding_mask)
     assert objective(encoder, v).loss > loss + 1.0
+
+
+def test_gumbel_temperature_is_checkpointed(tiny_source):
+    """The annealed temperature lives in the state dict, so a resumed run continues the anneal."""
+    encoder = _encoder(tiny_source)
+    cfg = w2v_bert.W2VBERTConfig(entries=16, num_negatives=5, tau_start=2.0, tau_end=0.5, tau_decay=0.9)
+    objective = w2v_bert.W2VBERTObjective.build(cfg, BuildContext(encoder=encoder))
+    objective.after_step(Progress(step=5, total_steps=100))
+    assert float(objective.quantizer.tau) == pytest.approx(2.0 * 0.9**5)
+    resumed = w2v_bert.W2VBERTObjective.build(cfg, BuildContext(encoder=encoder))
+    assert float(resumed.quantizer.tau) == 2.0
+    resumed.load_state_dict(objective.state_dict())
+    assert float(resumed.quantizer.tau) == pytest.approx(2.0 * 0.9**5)
+    objective.after_step(Progress(step=100, total_steps=100))
+    assert float(objective.quantizer.tau) == 0.5  # floored at tau_end

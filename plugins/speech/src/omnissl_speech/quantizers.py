@@ -40,8 +40,9 @@ class GumbelProductQuantizer(nn.Module):
         entries: ``V`` entries per codebook (default 320).
         code_dim: width of the concatenated quantized vector; each entry is ``code_dim / G`` wide.
 
-    The temperature ``tau`` is set by the owning objective (annealed from 2 to 0.5 in the paper). In eval
-    mode the argmax entry is used without noise.
+    The temperature ``tau`` is set by the owning objective (annealed from 2 to 0.5 in the paper); it is a
+    buffer, so checkpoints carry it and a resumed run continues the anneal. In eval mode the argmax entry is
+    used without noise.
 
     Shapes:
         ``x (B, T, in_dim)``, ``valid (B, T)`` bool -> :class:`Quantized`.
@@ -56,7 +57,11 @@ class GumbelProductQuantizer(nn.Module):
         nn.init.normal_(self.to_logits.weight, std=1.0)  # fairseq: weight_proj ~ N(0, 1), zero bias
         nn.init.zeros_(self.to_logits.bias)
         self.codebook = nn.Parameter(torch.rand(groups, entries, code_dim // groups))  # fairseq: uniform init
-        self.tau = 2.0
+        self.register_buffer("tau", torch.tensor(2.0))
+
+    def anneal(self, step: int, start: float, end: float, decay: float) -> None:
+        """Set ``tau = max(start * decay**step, end)`` (wav2vec 2.0's schedule), in place on the buffer."""
+        self.tau.fill_(max(start * decay**step, end))
 
     def forward(self, x: Tensor, valid: Tensor | None = None) -> Quantized:
         logits = rearrange(self.to_logits(x).float(), "b t (g v) -> b t g v", g=self.groups)

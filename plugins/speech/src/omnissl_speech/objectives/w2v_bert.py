@@ -61,7 +61,7 @@ class W2VBERTObjective(Objective):
         self.cfg = cfg
         self.mask_embedding = nn.Parameter(torch.empty(dim).uniform_())
         self.quantizer = GumbelProductQuantizer(dim, cfg.groups, cfg.entries, cfg.code_dim)
-        self.quantizer.tau = cfg.tau_start
+        self.quantizer.anneal(0, cfg.tau_start, cfg.tau_end, cfg.tau_decay)
         self.project_q = nn.Linear(cfg.code_dim, cfg.final_dim)
         self.final_proj = nn.Linear(dim, cfg.final_dim)
         self.mlm_head = nn.Linear(dim, cfg.groups * cfg.entries)
@@ -88,7 +88,7 @@ class W2VBERTObjective(Objective):
         })
 
     def after_step(self, progress: Progress) -> None:
-        self.quantizer.tau = max(self.cfg.tau_start * self.cfg.tau_decay**progress.step, self.cfg.tau_end)
+        self.quantizer.anneal(progress.step, self.cfg.tau_start, self.cfg.tau_end, self.cfg.tau_decay)
 
     @classmethod
     def build(cls, cfg: W2VBERTConfig, ctx: BuildContext) -> W2VBERTObjective:

@@ -97,7 +97,7 @@ class Wav2Vec2Objective(Objective):
         self.quantizer = GumbelProductQuantizer(dim, cfg.groups, cfg.entries, cfg.code_dim)
         self.project_q = nn.Linear(cfg.code_dim, cfg.final_dim)
         self.final_proj = nn.Linear(dim, cfg.final_dim)
-        self.quantizer.tau = cfg.tau_start
+        self.quantizer.anneal(0, cfg.tau_start, cfg.tau_end, cfg.tau_decay)
 
     def encode_masked(self, encoder, views: Views):
         mask = views.info["mask"]
@@ -116,11 +116,11 @@ class Wav2Vec2Objective(Objective):
         loss = loss_m + self.cfg.diversity_weight * quantized.diversity_loss
         return ObjectiveOutput(loss=loss, logs={
             "contrastive": loss_m.detach(), "diversity": quantized.diversity_loss.detach(), "perplexity": quantized.perplexity,
-            "accuracy": accuracy.detach(), "tau": torch.tensor(self.quantizer.tau, device=loss.device),
+            "accuracy": accuracy.detach(), "tau": self.quantizer.tau.clone(),
         })
 
     def after_step(self, progress: Progress) -> None:
-        self.quantizer.tau = max(self.cfg.tau_start * self.cfg.tau_decay**progress.step, self.cfg.tau_end)
+        self.quantizer.anneal(progress.step, self.cfg.tau_start, self.cfg.tau_end, self.cfg.tau_decay)
 
     @classmethod
     def build(cls, cfg: Wav2Vec2ContrastiveConfig, ctx: BuildContext) -> Wav2Vec2Objective:
