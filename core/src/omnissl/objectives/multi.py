@@ -1,7 +1,8 @@
 """Several objectives on one shared encoder: weighted sum or MGDA min-norm weighting.
 
-References: Sener and Koltun, "Multi-Task Learning as Multi-Objective Optimization", NeurIPS 2018 (MGDA-UB
-over shared parameters; here the gradients w.r.t. the encoder's parameters); Ju et al., "Multi-task
+References: Sener and Koltun, "Multi-Task Learning as Multi-Objective Optimization", NeurIPS 2018 (MGDA with
+the gradients w.r.t. the shared parameters, here the encoder's; not their cheaper MGDA-UB bound, which uses
+the gradients w.r.t. the shared representation); Ju et al., "Multi-task
 Self-supervised Graph Neural Networks Enable Stronger Task Generalization" (ParetoGNN), ICLR 2023.
 
 Each member is a registered objective built with the same context, so any objective can be combined. With
