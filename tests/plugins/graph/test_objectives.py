@@ -85,3 +85,25 @@ def test_inner_dim_gives_grace_layer_widths():
     assert [h.shape[1] for h in out.layers] == [32, 16] and out.pooled.shape == (batch.num_nodes, 16) and enc.output_dim == 16
     wide = GINEncoder(batch.x.shape[1], GINEncoderConfig(hidden_dim=8, inner_dim=12, num_layers=3, concat_layers=True))
     assert wide.output_dim == 12 + 12 + 8 and wide(batch).pooled.shape == (3, 32)
+
+
+def test_link_reconstruction_ignores_self_loops():
+    """Self-loops are not edges to predict: a graph of self-loops only leaves just the negative pairs in the loss."""
+    from torch_geometric.data import Data
+
+    from omnissl.interfaces import Views
+    from omnissl_graph.objectives.link import LinkReconstructionConfig, LinkReconstructionObjective
+
+    n = 20
+    loops = torch.arange(n).repeat(2, 1)
+    graph = Data(x=torch.randn(n, 4), edge_index=loops, num_nodes=n)
+    enc = GCNEncoder(4, GraphEncoderConfig(hidden_dim=8, feat_drop=0.0, readout="node"))
+    objective = LinkReconstructionObjective(8, LinkReconstructionConfig(max_edges=64))
+    torch.manual_seed(0)
+    loss = objective(enc, Views(inputs=[graph], original=graph)).loss
+    torch.manual_seed(0)
+    z = objective.projector(enc(graph).pooled)
+    torch.randint(n, (n,))  # the positives' draw
+    neg = torch.randint(n, (2, n))
+    expected = torch.nn.functional.binary_cross_entropy_with_logits((z[neg[0]] * z[neg[1]]).sum(-1), torch.zeros(n))
+    torch.testing.assert_close(loss, expected)

@@ -3,7 +3,8 @@
 Reference: Ju et al., "Multi-task Self-supervised Graph Neural Networks Enable Stronger Task
 Generalization" (ParetoGNN), ICLR 2023, which combines feature, contrastive and structural pretexts;
 the structural task here is GAE-style link reconstruction (Kipf & Welling 2016): binary cross-entropy of
-``sigmoid(<p(h_u), p(h_v)>)`` on observed edges against as many uniformly drawn node pairs.
+``sigmoid(<p(h_u), p(h_v)>)`` on observed edges against as many uniformly drawn node pairs. Self-loops
+(which GraphMAE-style sources add to every node) are not edges to predict: sampled ones get weight 0.
 """
 
 from __future__ import annotations
@@ -42,7 +43,9 @@ class LinkReconstructionObjective(Objective):
         neg = torch.randint(n, pos.shape, device=z.device)
         logits = torch.cat([(z[pos[0]] * z[pos[1]]).sum(-1), (z[neg[0]] * z[neg[1]]).sum(-1)])
         target = torch.cat([torch.ones(pos.shape[1], device=z.device), torch.zeros(neg.shape[1], device=z.device)])
-        loss = F.binary_cross_entropy_with_logits(logits.float(), target)
+        # weights instead of filtering: no data-dependent shape, so no host sync
+        weight = torch.cat([(pos[0] != pos[1]).float(), torch.ones(neg.shape[1], device=z.device)])
+        loss = (F.binary_cross_entropy_with_logits(logits.float(), target, reduction="none") * weight).sum() / weight.sum()
         return ObjectiveOutput(loss=loss, logs={"link_bce": loss.detach()})
 
     @classmethod
