@@ -4,7 +4,8 @@ Reference: Ju et al., "Multi-task Self-supervised Graph Neural Networks Enable S
 Generalization" (ParetoGNN), ICLR 2023, which combines feature, contrastive and structural pretexts;
 the structural task here is GAE-style link reconstruction (Kipf & Welling 2016): binary cross-entropy of
 ``sigmoid(<p(h_u), p(h_v)>)`` on observed edges against as many uniformly drawn node pairs. Self-loops
-(which GraphMAE-style sources add to every node) are not edges to predict: sampled ones get weight 0.
+(which a source may carry, e.g. ``graph.tu`` with ``self_loops: true``) are not edges to predict: sampled
+ones get weight 0.
 """
 
 from __future__ import annotations
