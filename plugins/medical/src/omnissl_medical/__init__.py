@@ -1,0 +1,1 @@
+"""omnissl-medical: the medical domain plugin of omnissl."""

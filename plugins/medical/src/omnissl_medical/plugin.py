@@ -1,0 +1,1 @@
+"""Registration hooks of the medical plugin (``omnissl-medical``)."""

@@ -1,0 +1,1 @@
+"""omnissl-video: the video domain plugin of omnissl."""

@@ -1,0 +1,1 @@
+"""Registration hooks of the video plugin (``omnissl-video``)."""
