@@ -18,7 +18,6 @@ from __future__ import annotations
 import json
 import math
 import re
-import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
@@ -57,17 +56,37 @@ class SplitConfig(ComponentConfig):
 
 
 class CSVConfig(SplitConfig):
-    """An interaction log ``path`` (CSV) with ``user_col``/``item_col`` and optional ``rating_col``/``time_col``."""
+    """An interaction log ``path`` (CSV, TSV, ``::``-separated) with ``user_col``/``item_col`` and optional ``rating_col``/``time_col``.
+
+    Fields beyond the split settings: ``delimiter`` (``None``: sniffed from the first line among tab, ``::``,
+    comma, semicolon and ``|``), ``header`` (``None``: the first line is a header when it names ``user_col``;
+    ``false`` for files such as MovieLens-100k ``u.data``), ``columns`` (names of a headerless file's columns;
+    default ``user, item, rating, time``, as many as the file has), ``item_feature_cols`` (categorical item
+    columns of the log, e.g. a genre or brand; each becomes an item field, multi-valued cells split by
+    ``feature_sep``, ``"|"``), and ``encoding`` (``"utf-8"``; ``"latin-1"`` for the older MovieLens files).
+    """
 
     path: str = ""
     user_col: str = "user"
     item_col: str = "item"
     rating_col: str | None = None
     time_col: str | None = None
+    delimiter: str | None = None
+    header: bool | None = None
+    columns: list[str] | None = None
+    item_feature_cols: list[str] = Field(default_factory=list)
+    feature_sep: str = "|"
+    encoding: str = "utf-8"
 
 
 class MovieLensConfig(SplitConfig):
-    """A MovieLens folder ``path`` (``ratings.csv``, ``movies.csv``, optional ``tags.csv``); ``num_tags`` (100) most frequent tags become an item field."""
+    """A MovieLens folder ``path`` in any of GroupLens' layouts; ``num_tags`` (100) most frequent tags become an item field.
+
+    Layouts, recognised by their files: latest, 20M, 25M, 32M (``ratings.csv``, ``movies.csv``, optional
+    ``tags.csv``); 1M and 10M (``ratings.dat``, ``movies.dat``, optional ``tags.dat``, ``::``-separated,
+    Latin-1); 100K (``u.data`` tab-separated without a header, ``u.item`` ``|``-separated with 19 genre flags,
+    ``u.genre``).
+    """
 
     path: str = "${OMNISSL_DATA:-../shared/data}/recsys/movielens-latest-small"
     num_tags: int = Field(100, ge=0)
@@ -269,6 +288,14 @@ class InteractionSource:
         """The symmetric normalised user-item adjacency of the training graph (sparse CSR, ``(U+I, U+I)``)."""
         return self._cached("adjacency", lambda: self.graph.normalized())
 
+    def describe(self) -> str:
+        """One line for the start of a run: users, items, interactions per split, ids dropped, item fields."""
+        counts = " / ".join(f"{k} {int(v.shape[0]):,}" for k, v in self.interactions.items())
+        dropped = {k: v for k, v in self.dropped.items() if v}
+        note = f"; dropped (user or item unseen in training): {dropped}" if dropped else ""
+        return (f"{self.num_users:,} users, {self.num_items:,} items; interactions {counts}{note}; "
+                f"item fields {', '.join(self.features.field_names)}")
+
     def save_id_map(self, path: str | Path) -> None:
         """Write ``{"users": [raw ids], "items": [raw ids], "dropped": {...}}`` (index = position) as JSON."""
         path = Path(path)
@@ -322,9 +349,6 @@ def source_from_log(df: pd.DataFrame, cfg: SplitConfig, has_time: bool, item_fie
         dropped[name] = int((~known).sum())
         pairs = np.stack([u[known].to_numpy(np.int64), i[known].to_numpy(np.int64)], 1) if known.any() else np.zeros((0, 2), np.int64)
         interactions[name] = torch.from_numpy(pairs).long()
-    unknown = {k: v for k, v in dropped.items() if v}
-    if unknown:
-        warnings.warn(f"{where}: dropped interactions whose user or item never occurs in training: {unknown}", stacklevel=2)
     fields = item_fields(item_ids) if item_fields else {}
     source = InteractionSource(len(user_ids), len(item_ids), interactions, ItemFeatures.from_lists(len(item_ids), fields),
                                list(user_ids), list(item_ids), dropped)
@@ -342,13 +366,33 @@ def _resolve(path: str, what: str, key: str = "path") -> Path:
     return Path(expand_env(path))
 
 
-def _read_csv(path: Path, what: str) -> pd.DataFrame:
+DELIMITERS = ("\t", "::", ",", ";", "|")
+
+
+def _read_csv(path: Path, what: str, delimiter: str | None = ",", header: bool = True, names: list[str] | None = None,
+              encoding: str = "utf-8") -> pd.DataFrame:
+    """Read a delimited file; ``names`` label a headerless file's columns (fewer names than columns: the rest are dropped)."""
     if not path.is_file():
         raise DataError(f"{what}: file {path} does not exist; check the path (tests use $OMNISSL_DATA or ../shared/data)")
     try:
-        return pd.read_csv(path)
-    except (pd.errors.ParserError, UnicodeDecodeError) as exc:
-        raise DataError(f"{what}: cannot parse {path} as CSV: {exc}") from exc
+        if not header and names:
+            width = len(_first_line(path, encoding).split(delimiter))
+            names = (names + [f"column_{k}" for k in range(len(names), width)])[:width]
+        return pd.read_csv(path, sep=delimiter, header=0 if header else None, names=None if header else names,
+                           encoding=encoding, engine="python" if len(delimiter or ",") > 1 else "c")
+    except (pd.errors.ParserError, UnicodeDecodeError, ValueError) as exc:
+        raise DataError(f"{what}: cannot parse {path} with delimiter {delimiter!r} and encoding {encoding!r}: {exc}; "
+                        "set delimiter/header/encoding in the data config") from exc
+
+
+def _first_line(path: Path, encoding: str) -> str:
+    with open(path, encoding=encoding, errors="replace") as f:
+        return f.readline().rstrip("\r\n")
+
+
+def sniff_delimiter(line: str) -> str:
+    """The first of tab, ``::``, comma, semicolon and ``|`` that splits ``line`` (comma when none does)."""
+    return next((d for d in DELIMITERS if d in line), ",")
 
 
 def _require_columns(df: pd.DataFrame, cols: list[str], path: Path) -> None:
@@ -357,8 +401,10 @@ def _require_columns(df: pd.DataFrame, cols: list[str], path: Path) -> None:
         raise DataError(f"{path}: missing column(s) {missing}; the file has {list(df.columns)}. Set user_col/item_col/rating_col/time_col")
 
 
-def _positives(df: pd.DataFrame, user: str, item: str, rating: str | None, time: str | None, threshold: float, path: Path) -> pd.DataFrame:
-    _require_columns(df, [c for c in (user, item, rating, time) if c], path)
+def _positives(df: pd.DataFrame, user: str, item: str, rating: str | None, time: str | None, threshold: float, path: Path,
+               carry: tuple[str, ...] = ()) -> pd.DataFrame:
+    """The positive rows as ``user``, ``item`` (``time``) and the ``carry`` columns under their own names."""
+    _require_columns(df, [c for c in (user, item, rating, time, *carry) if c], path)
     if rating:
         values = pd.to_numeric(df[rating], errors="coerce")
         bad = values.isna()
@@ -369,14 +415,33 @@ def _positives(df: pd.DataFrame, user: str, item: str, rating: str | None, time:
     out = pd.DataFrame({"user": df[user].to_numpy(), "item": df[item].to_numpy()})
     if time:
         out["time"] = pd.to_numeric(df[time], errors="coerce").to_numpy()
+    for col in carry:
+        out[col] = df[col].to_numpy()
     return out
 
 
 def load_csv(cfg: CSVConfig, ctx: BuildContext | None = None) -> InteractionSource:
-    """``recsys.csv``: any interaction log; items carry only their id field."""
+    """``recsys.csv``: any delimited interaction log; items carry their id and the ``item_feature_cols`` fields."""
     path = _resolve(cfg.path, "recsys.csv")
-    df = _positives(_read_csv(path, "recsys.csv"), cfg.user_col, cfg.item_col, cfg.rating_col, cfg.time_col, cfg.threshold, path)
-    return source_from_log(df, cfg, cfg.time_col is not None, where=str(path))
+    first = _first_line(path, cfg.encoding) if path.is_file() else ""
+    delimiter = cfg.delimiter or sniff_delimiter(first)
+    header = cfg.header if cfg.header is not None else cfg.user_col in [c.strip().strip('"') for c in first.split(delimiter)]
+    names = cfg.columns or ["user", "item", "rating", "time"]
+    raw = _read_csv(path, "recsys.csv", delimiter, header, names, cfg.encoding)
+    df = _positives(raw, cfg.user_col, cfg.item_col, cfg.rating_col, cfg.time_col, cfg.threshold, path, tuple(cfg.item_feature_cols))
+
+    def fields(item_ids: np.ndarray) -> dict:
+        return {col: _categorical_field(df, col, item_ids, cfg.feature_sep) for col in cfg.item_feature_cols}
+
+    return source_from_log(df, cfg, cfg.time_col is not None, fields, where=str(path))
+
+
+def _categorical_field(df: pd.DataFrame, column: str, item_ids: np.ndarray, sep: str) -> tuple[list[list[int]], int]:
+    """Per-item value lists of a (possibly ``sep``-separated multi-valued) column, as local ids and the vocabulary size."""
+    per_item = df.drop_duplicates("item").set_index("item")[column].reindex(item_ids)
+    lists = [[v.strip() for v in str(cell).split(sep) if v.strip()] if pd.notna(cell) else [] for cell in per_item]
+    vocab = {v: k for k, v in enumerate(sorted({v for values in lists for v in values}))}
+    return [[vocab[v] for v in values] for values in lists], len(vocab)
 
 
 def load_movielens(cfg: MovieLensConfig, ctx: BuildContext | None = None) -> InteractionSource:
@@ -385,13 +450,9 @@ def load_movielens(cfg: MovieLensConfig, ctx: BuildContext | None = None) -> Int
     Reference: Harper & Konstan, "The MovieLens Datasets", ACM TiiS 2015.
     """
     root = _resolve(cfg.path, "recsys.movielens")
-    ratings_path = root / "ratings.csv"
-    df = _positives(_read_csv(ratings_path, "recsys.movielens"), "userId", "movieId", "rating", "timestamp", cfg.threshold, ratings_path)
-    movies = _read_csv(root / "movies.csv", "recsys.movielens")
-    _require_columns(movies, ["movieId", "title", "genres"], root / "movies.csv")
+    ratings, ratings_path, movies, tags = _movielens_tables(root, cfg.num_tags > 0)
+    df = _positives(ratings, "userId", "movieId", "rating", "timestamp", cfg.threshold, ratings_path)
     movies = movies.set_index("movieId")
-    tags_path = root / "tags.csv"
-    tags = pd.read_csv(tags_path) if tags_path.is_file() and cfg.num_tags else None
 
     def fields(item_ids: np.ndarray) -> dict:
         genre_lists = [str(g).split("|") if i in movies.index else [] for i, g in zip(item_ids, movies["genres"].reindex(item_ids).fillna(""))]
@@ -412,6 +473,36 @@ def load_movielens(cfg: MovieLensConfig, ctx: BuildContext | None = None) -> Int
         return out
 
     return source_from_log(df, cfg, True, fields, where=str(root))
+
+
+ML_RATINGS = ["userId", "movieId", "rating", "timestamp"]
+
+
+def _movielens_tables(root: Path, with_tags: bool) -> tuple[pd.DataFrame, Path, pd.DataFrame, pd.DataFrame | None]:
+    """Ratings, movies (``movieId, title, genres`` with ``|``-joined genre names) and tags of any MovieLens layout."""
+    what = "recsys.movielens"
+    if (root / "ratings.csv").is_file():  # latest, 20M, 25M, 32M
+        movies = _read_csv(root / "movies.csv", what)
+        _require_columns(movies, ["movieId", "title", "genres"], root / "movies.csv")
+        tags = _read_csv(root / "tags.csv", what) if with_tags and (root / "tags.csv").is_file() else None
+        return _read_csv(root / "ratings.csv", what), root / "ratings.csv", movies, tags
+    if (root / "ratings.dat").is_file():  # 1M, 10M
+        ratings = _read_csv(root / "ratings.dat", what, "::", False, ML_RATINGS, "latin-1")
+        movies = _read_csv(root / "movies.dat", what, "::", False, ["movieId", "title", "genres"], "latin-1")
+        tags_path = root / "tags.dat"
+        tags = _read_csv(tags_path, what, "::", False, ["userId", "movieId", "tag", "timestamp"], "latin-1") if with_tags and tags_path.is_file() else None
+        return ratings, root / "ratings.dat", movies, tags
+    if (root / "u.data").is_file():  # 100K
+        ratings = _read_csv(root / "u.data", what, "\t", False, ML_RATINGS)
+        genre_path = root / "u.genre"
+        genre_names = (_read_csv(genre_path, what, "|", False, ["genre", "index"], "latin-1")["genre"].tolist()
+                       if genre_path.is_file() else [f"genre_{k}" for k in range(19)])
+        items = _read_csv(root / "u.item", what, "|", False, ["movieId", "title", "release", "video", "url", *genre_names], "latin-1")
+        flags = items[genre_names].to_numpy(dtype=bool)
+        genres = ["|".join(g for g, on in zip(genre_names, row) if on and g != "unknown") for row in flags]
+        return ratings, root / "u.data", pd.DataFrame({"movieId": items["movieId"], "title": items["title"], "genres": genres}), None
+    raise DataError(f"{what}: no MovieLens layout in {root}: expected ratings.csv + movies.csv (latest, 20M, 25M), "
+                    "ratings.dat + movies.dat (1M, 10M) or u.data + u.item (100K); point path at the unpacked folder")
 
 
 def load_sparse(cfg: SparseConfig, ctx: BuildContext | None = None) -> InteractionSource:
