@@ -115,7 +115,8 @@ def test_mochi_ntxent_matches_reference_loss_and_gradient():
 
 def test_mochi_queue_matches_reference():
     g = torch.Generator().manual_seed(1)
-    q, k, queue = torch.randn(4, 6, generator=g), torch.randn(4, 6, generator=g), torch.randn(10, 6, generator=g)
+    q, k = torch.randn(4, 6, generator=g), torch.randn(4, 6, generator=g)
+    queue = F.normalize(torch.randn(10, 6, generator=g), dim=1)  # the objectives push unit keys
     loss_fn = MoCHiQueueLoss(0.2, num_hard=5, num_mix=3, num_query_mix=2)
     qv = q.clone().requires_grad_(True)
     loss = loss_fn(qv, k, queue, generator=torch.Generator().manual_seed(5))

@@ -23,6 +23,7 @@ from torch import Tensor, nn
 
 from omnissl import distributed
 from omnissl.distributed import gather_with_grad
+from omnissl.losses.moco import moco_logits
 
 
 def mix_hard_negatives(
@@ -51,6 +52,9 @@ def mix_hard_negatives(
     Shapes:
         -> ``(R, s + s', D)``.
     """
+    if not num_mix and not num_query_mix:
+        # nothing to mix: skip the top-k and the gather of every hard row
+        return query.new_zeros(query.shape[0], 0, query.shape[1])
     with torch.no_grad():
         n = min(num_hard, candidates.shape[0])
         hard_idx = scores.topk(n, dim=1).indices  # (R, N), hardest first
@@ -69,8 +73,6 @@ def mix_hard_negatives(
             beta = 0.5 * torch.rand(total_rows, num_query_mix, 1, generator=generator, device=device)[row_ids]
             n_j = torch.gather(hard, 1, pick.expand(-1, -1, hard.shape[-1]))
             out.append(F.normalize(beta * rearrange(query, "r d -> r 1 d") + (1 - beta) * n_j, dim=-1))
-        if not out:
-            return query.new_zeros(query.shape[0], 0, query.shape[1])
         return torch.cat(out, dim=1)
 
 
@@ -119,6 +121,8 @@ class MoCHiNTXentLoss(nn.Module):
         self_idx = torch.cat([local_idx, local_idx + global_n])
         positive_idx = torch.cat([local_idx + global_n, local_idx])
         logits = logits.masked_fill(F.one_hot(self_idx, 2 * global_n).bool(), float("-inf"))
+        if not self.num_mix and not self.num_query_mix:
+            return F.cross_entropy(logits, positive_idx)
         negatives_only = logits.detach().masked_fill(F.one_hot(positive_idx, 2 * global_n).bool(), float("-inf"))
         synthetic = mix_hard_negatives(
             rows.detach(), columns.detach(), negatives_only, min(self.num_hard, 2 * global_n - 2),
@@ -132,7 +136,9 @@ class MoCHiQueueLoss(nn.Module):
     """MoCo-v2 InfoNCE against a memory queue, with MoCHi's synthetic hard negatives.
 
     ``forward(q, k, queue)``: logits ``[q.k, q.queue, q.synthetic] / t``, target the key. The queue and the
-    keys carry no gradient (they come from the momentum encoder).
+    keys carry no gradient (they come from the momentum encoder); the queue must hold unit rows, as
+    :class:`omnissl.nn.FeatureQueue` does when fed normalised keys. With ``s = s' = 0`` it is exactly
+    :class:`omnissl.losses.moco.MoCoLoss` and costs the same (no top-k is run).
 
     Args:
         temperature: ``t`` (0.2, MoCo v2). num_hard: ``N`` (1024, paper). num_mix: ``s`` (1024).
@@ -152,17 +158,15 @@ class MoCHiQueueLoss(nn.Module):
             raise ValueError(
                 f"MoCHi queue loss needs q, k (B, D) and queue (K, D), got {tuple(q.shape)}, {tuple(k.shape)}, {tuple(queue.shape)}"
             )
-        q = F.normalize(q.float(), dim=1)
-        k = F.normalize(k.detach().float(), dim=1)
-        queue = F.normalize(queue.detach().float(), dim=1)
-        positive = (q * k).sum(dim=1, keepdim=True)
-        negative = q @ queue.T
+        q, logits = moco_logits(q, k, queue, self.temperature)
         local = q.shape[0]
-        row_ids = torch.arange(local, device=q.device) + distributed.rank() * local
-        synthetic = mix_hard_negatives(
-            q.detach(), queue, negative.detach(), self.num_hard, self.num_mix, self.num_query_mix,
-            generator, row_ids, local * distributed.world_size(),
-        )
-        extra = torch.einsum("rd,rsd->rs", q, synthetic)
-        logits = torch.cat([positive, negative, extra], dim=1) / self.temperature
-        return F.cross_entropy(logits, torch.zeros(local, dtype=torch.long, device=q.device))
+        target = torch.zeros(local, dtype=torch.long, device=q.device)
+        if self.num_mix or self.num_query_mix:
+            row_ids = torch.arange(local, device=q.device) + distributed.rank() * local
+            # the ranking of negatives by q.queue / t is the ranking by similarity
+            synthetic = mix_hard_negatives(
+                q.detach(), queue.detach().float(), logits[:, 1:].detach(), self.num_hard, self.num_mix,
+                self.num_query_mix, generator, row_ids, local * distributed.world_size(),
+            )
+            logits = torch.cat([logits, torch.einsum("rd,rsd->rs", q, synthetic) / self.temperature], dim=1)
+        return F.cross_entropy(logits, target)

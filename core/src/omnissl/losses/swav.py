@@ -31,23 +31,24 @@ def _global_row_logsumexp(log_q: Tensor) -> Tensor:
     return top + torch.log(total)
 
 
-@torch.no_grad()
-def sinkhorn_knopp(scores: Tensor, epsilon: float = 0.05, iterations: int = 3) -> Tensor:
-    """Equipartitioned soft assignments of samples to prototypes (SwAV's ``distributed_sinkhorn``).
+# exp((s - bound) / epsilon) with (2 * bound) / epsilon up to this stays >= e^-80 ~ 1.8e-35, inside fp32's
+# normal range (1.2e-38): no prototype's row can underflow to zero, so the direct iterates are exact
+DIRECT_EXPONENT_RANGE = 80.0
 
-    ``Q = exp(scores / epsilon)`` is alternately scaled so that every prototype gets ``1/K`` of the mass
-    and every sample ``1/B`` (``B`` the *global* batch), then rescaled so each sample's codes sum to 1.
-    Computed in the log domain (the same iterates as the reference code, which exponentiates directly and
-    overflows or underflows for small ``epsilon``); the reference's first division by the total mass is a
-    global constant that the first row normalisation removes, so it is skipped.
 
-    Shapes:
-        ``scores``: ``(B, K)`` local samples by prototypes -> ``(B, K)`` codes, rows summing to 1.
-    """
-    if scores.dim() != 2:
-        raise ValueError(f"sinkhorn_knopp needs (B, K) scores, got {tuple(scores.shape)}")
-    if epsilon <= 0 or iterations < 1:
-        raise ValueError(f"sinkhorn_knopp needs epsilon > 0 and iterations >= 1, got {epsilon}, {iterations}")
+def _direct_sinkhorn(scores: Tensor, epsilon: float, iterations: int, score_bound: float) -> Tensor:
+    """The reference iterates on ``exp((scores - bound) / epsilon)``, in place, without log-sum-exps."""
+    # the shift is a global constant, which the first row normalisation removes (as the reference's Q /= sum(Q))
+    q = torch.exp((scores.float() - score_bound) / epsilon).T  # (K, B)
+    for _ in range(iterations):
+        q /= distributed.all_reduce_sum(q.sum(dim=1, keepdim=True))
+        # the reference's divisions by K and B only rescale rows or columns that the next step normalises
+        q /= q.sum(dim=0, keepdim=True)
+    return q.T
+
+
+def _log_sinkhorn(scores: Tensor, epsilon: float, iterations: int) -> Tensor:
+    """The same iterates in the log domain: stable for any ``epsilon`` and score range."""
     log_q = (scores.float() / epsilon).T  # (K, B)
     num_prototypes = log_q.shape[0]
     num_samples = torch.tensor(float(log_q.shape[1]), device=log_q.device)
@@ -59,31 +60,112 @@ def sinkhorn_knopp(scores: Tensor, epsilon: float = 0.05, iterations: int = 3) -
     return torch.exp(log_q + log_b).T
 
 
+@torch.no_grad()
+def sinkhorn_knopp(scores: Tensor, epsilon: float = 0.05, iterations: int = 3, *, score_bound: float | None = None) -> Tensor:
+    """Equipartitioned soft assignments of samples to prototypes (SwAV's ``distributed_sinkhorn``).
+
+    ``Q = exp(scores / epsilon)`` is alternately scaled so that every prototype gets ``1/K`` of the mass
+    and every sample ``1/B`` (``B`` the *global* batch), then rescaled so each sample's codes sum to 1.
+
+    Two paths give the same iterates:
+
+    - direct (fast): when the caller bounds the scores (``|s| <= score_bound``, e.g. 1 for cosine scores to
+      unit prototypes) and ``2 * score_bound / epsilon <= 80``, the reference's exponentials are taken after
+      subtracting ``score_bound`` (a constant the normalisation removes) and scaled in place: nothing can
+      overflow, and no row can underflow to zero in fp32. SwAV's defaults (cosine scores, ``epsilon`` 0.05:
+      range 40) take this path.
+    - log domain (stable): otherwise (no bound given, or a smaller ``epsilon``), every scaling is a
+      log-sum-exp, which stays finite where the reference code overflows or underflows.
+
+    The choice is made from the arguments on the host, never from tensor values, so it costs no device sync.
+    The row (prototype) sums and the sample count are reduced over processes, so two processes give the
+    one-process codes of the global batch.
+
+    Args:
+        scores: ``(B, K)`` local samples by prototypes. epsilon: 0.05 (paper). iterations: 3 (paper).
+        score_bound: an upper bound on ``|scores|`` the caller guarantees, or ``None`` (unknown: log domain).
+
+    Shapes:
+        ``scores``: ``(B, K)`` -> ``(B, K)`` codes, rows summing to 1.
+    """
+    if scores.dim() != 2:
+        raise ValueError(f"sinkhorn_knopp needs (B, K) scores, got {tuple(scores.shape)}")
+    if epsilon <= 0 or iterations < 1:
+        raise ValueError(f"sinkhorn_knopp needs epsilon > 0 and iterations >= 1, got {epsilon}, {iterations}")
+    if score_bound is not None and 2 * score_bound / epsilon <= DIRECT_EXPONENT_RANGE:
+        return _direct_sinkhorn(scores, epsilon, iterations, score_bound)
+    return _log_sinkhorn(scores, epsilon, iterations)
+
+
+# Prototypes are re-normalised after every step, so between two normalisations the optimizer moves them off
+# the unit sphere by a learning-rate-sized amount; this margin keeps the direct Sinkhorn's bound honest
+COSINE_SCORE_BOUND = 1.05
+
+
 class SwAVLoss(nn.Module):
-    """Swapped prediction over two views given their prototype scores.
+    """Swapped prediction: the codes of each large crop are predicted from every other crop.
+
+    For two views this is ``-1/2 (sum q_a log p_b + sum q_b log p_a)`` averaged over samples. With multi-crop
+    (paper section 3.2), codes come only from the large (high-resolution) crops; each is predicted from the
+    other large crops and from every small crop, averaged over the ``V - 1`` predicting crops and over the
+    large crops (``main_swav.py``; lightly's ``SwaVLoss`` gives the same numbers). With a queue (section 4.3),
+    the scores of the queued embeddings of earlier batches join each large crop's Sinkhorn and their codes
+    are dropped afterwards.
 
     Args:
         temperature: softmax temperature ``T`` (0.1). epsilon: Sinkhorn ``epsilon`` (0.05).
-        sinkhorn_iterations: (3).
+        sinkhorn_iterations: (3). score_bound: bound on ``|scores|`` that enables the direct Sinkhorn
+            (:data:`COSINE_SCORE_BOUND` for the cosine scores of :class:`Prototypes`; ``None``: log domain).
 
     Shapes:
         ``scores_a``, ``scores_b``: ``(B, K)`` cosine scores to the prototypes -> scalar.
+        :meth:`multi_crop`: lists of ``(B, K)`` large- and small-crop scores, optional list of ``(Q, K)``
+        queue scores (one per large crop) -> scalar.
     """
 
-    def __init__(self, temperature: float = 0.1, epsilon: float = 0.05, sinkhorn_iterations: int = 3):
+    def __init__(
+        self, temperature: float = 0.1, epsilon: float = 0.05, sinkhorn_iterations: int = 3,
+        score_bound: float | None = COSINE_SCORE_BOUND,
+    ):
         super().__init__()
         if temperature <= 0 or epsilon <= 0 or sinkhorn_iterations < 1:
             raise ValueError("SwAV needs temperature > 0, epsilon > 0 and sinkhorn_iterations >= 1")
         self.temperature, self.epsilon, self.iterations = temperature, epsilon, sinkhorn_iterations
+        self.score_bound = score_bound
+
+    def codes(self, scores: Tensor, queue_scores: Tensor | None = None) -> Tensor:
+        """Sinkhorn codes of ``scores`` ``(B, K)``, computed together with ``queue_scores`` ``(Q, K)`` if given."""
+        scores = scores.detach()
+        if queue_scores is None:
+            return sinkhorn_knopp(scores, self.epsilon, self.iterations, score_bound=self.score_bound)
+        joint = torch.cat([scores, queue_scores.detach().to(scores.dtype)])
+        return sinkhorn_knopp(joint, self.epsilon, self.iterations, score_bound=self.score_bound)[: scores.shape[0]]
 
     def forward(self, scores_a: Tensor, scores_b: Tensor) -> Tensor:
         if scores_a.shape != scores_b.shape or scores_a.dim() != 2:
             raise ValueError(f"SwAV needs two (B, K) score tensors of equal shape, got {tuple(scores_a.shape)} and {tuple(scores_b.shape)}")
-        q_a = sinkhorn_knopp(scores_a.detach(), self.epsilon, self.iterations)
-        q_b = sinkhorn_knopp(scores_b.detach(), self.epsilon, self.iterations)
-        log_p_a = F.log_softmax(scores_a.float() / self.temperature, dim=1)
-        log_p_b = F.log_softmax(scores_b.float() / self.temperature, dim=1)
-        return -0.5 * ((q_a * log_p_b).sum(dim=1).mean() + (q_b * log_p_a).sum(dim=1).mean())
+        return self.multi_crop([scores_a, scores_b])
+
+    def multi_crop(
+        self, large: list[Tensor], small: list[Tensor] | tuple = (), queue: list[Tensor] | None = None
+    ) -> Tensor:
+        if len(large) < 1 or len(large) + len(small) < 2:
+            raise ValueError(f"SwAV needs at least one large crop and two crops in all, got {len(large)} large and {len(small)} small")
+        shape = large[0].shape
+        if any(s.dim() != 2 or s.shape[1:] != shape[1:] or s.shape[0] != shape[0] for s in (*large, *small)):
+            raise ValueError(
+                "SwAV needs (B, K) scores with the same B and K for every crop, got "
+                f"{[tuple(s.shape) for s in (*large, *small)]}"
+            )
+        if queue is not None and len(queue) != len(large):
+            raise ValueError(f"SwAV needs one queue score tensor per large crop, got {len(queue)} for {len(large)}")
+        log_p = [F.log_softmax(s.float() / self.temperature, dim=1) for s in (*large, *small)]
+        total = large[0].new_zeros((), dtype=torch.float32)
+        for i, scores in enumerate(large):
+            q = self.codes(scores, None if queue is None else queue[i])
+            cross = sum((q * lp).sum(dim=1).mean() for v, lp in enumerate(log_p) if v != i)
+            total = total - cross / (len(log_p) - 1)
+        return total / len(large)
 
 
 class Prototypes(nn.Module):
