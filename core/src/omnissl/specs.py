@@ -13,6 +13,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, ClassVar
 
 from pydantic import BaseModel, ConfigDict
@@ -96,9 +97,14 @@ class ComponentSpec:
 class ModalitySpec:
     """A modality: a batch schema and an example batch for contract tests.
 
-    ``example_batch()`` returns a small collated batch on the CPU; ``encoders`` names the encoders that
-    accept it, ``views`` the view generators, and ``objectives`` the objectives meant to train on it, so the
-    contract suite can exercise every combination the plugin supports.
+    ``example_batch()`` returns a small collated batch on the CPU and must be deterministic (seed every
+    random draw it makes: the contract suite compares views of two calls under one seed).
+    ``example_data()`` returns a small data source with ``labels`` and ``splits`` (needed by encoders that
+    size themselves from the data, and by the evaluator checks). ``encoders`` names the encoders that
+    accept the batch, ``views`` the view generators, ``objectives`` the objectives meant to train on it
+    (``objective_pairs`` gives the encoder and views each objective is checked with; default the first of
+    each), and ``evaluators`` the evaluators that run on it, so the contract suite can exercise every
+    combination the plugin supports.
     """
 
     kind: ClassVar[str] = "modality"
@@ -110,6 +116,7 @@ class ModalitySpec:
     views: tuple[str, ...] = ()
     objectives: tuple[str, ...] = ()
     objective_pairs: dict[str, tuple[str, str]] = field(default_factory=dict)
+    evaluators: tuple[str, ...] = ()
     provider: Provider | None = None
 
     def __post_init__(self) -> None:
@@ -119,10 +126,17 @@ class ModalitySpec:
 
 @dataclass(frozen=True, kw_only=True)
 class DatasetSpec(ComponentSpec):
-    """A data source factory: ``factory(config, ctx) -> DataSource``; ``modality`` names its batch schema."""
+    """A data source factory: ``factory(config, ctx) -> DataSource``; ``modality`` names its batch schema.
+
+    ``example(folder) -> params``: writes whatever files a tiny instance of this source reads into
+    ``folder`` (a real file in the format users have: a CSV, a folder of WAVs, a raw benchmark layout) and
+    returns the config parameters that read them. The contract suite builds the source from it; a dataset
+    without an example fails the suite, because its loader would otherwise go untested.
+    """
 
     kind: ClassVar[str] = "dataset"
     modality: str = ""
+    example: Callable[[Path], dict[str, Any]] | None = None
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -6,7 +6,10 @@ Each check raises ``AssertionError`` with the spec's name and what went wrong. P
 
 from __future__ import annotations
 
+import math
+import tempfile
 from collections.abc import Iterable
+from pathlib import Path
 from typing import Any
 
 import torch
@@ -72,7 +75,10 @@ def check_view_determinism(spec: ComponentSpec, modality: ModalitySpec) -> None:
 
     a, b, c = make(0), make(0), make(1)
     assert a, f"{spec.name}: views contain no tensors"
-    assert all(torch.equal(x, y) for x, y in zip(a, b, strict=True)), f"{spec.name}: views differ under the same seed"
+    assert all(torch.equal(x, y) for x, y in zip(a, b, strict=True)), (
+        f"{spec.name}: views differ under the same seed. Draw every random number from the generator passed "
+        f"to the view generator, and make {modality.name}'s example_batch() deterministic (seed its own draws)"
+    )
     assert any(x.shape != z.shape or not torch.equal(x, z) for x, z in zip(a, c)), f"{spec.name}: views ignore the generator"
 
 
@@ -95,9 +101,73 @@ def check_objective(spec: ComponentSpec, modality: ModalitySpec, encoder_name: s
     assert not missing, f"{spec.name} on {encoder_name} + {views_name}: no gradient reaches {missing}"
 
 
-def modality_cases(pm: PluginManager, plugin: str | None = None) -> Iterable[tuple[str, Any, tuple]]:
-    """``(check name, function, args)`` for every spec of ``plugin`` (or of every plugin)."""
+def check_source(source: Any, name: str) -> None:
+    """The data-source protocol (:class:`omnissl.interfaces.DataSource`) holds on a built source.
+
+    ``len`` is positive; ``batch`` of the same indices is identical twice; ``to`` returns the source;
+    ``labels`` are tensors, ``splits`` 1-D integer index tensors that stay inside the labelled range;
+    ``describe()``, where defined, is a non-empty line.
+    """
+    n = len(source)
+    assert isinstance(n, int) and n > 0, f"{name}: len(source) must be a positive int, got {n!r}"
+    index = torch.arange(min(n, 4))
+    first, again = _tensors(source.batch(index)), _tensors(source.batch(index))
+    assert first, f"{name}: batch(indices) contains no tensors"
+    assert all(torch.equal(x, y) for x, y in zip(first, again, strict=True)), f"{name}: batch() of the same indices differs between calls"
+    assert source.to(torch.device("cpu")) is source, f"{name}: to(device) must move the data and return the source itself"
+    labels = getattr(source, "labels", {}) or {}
+    assert isinstance(labels, dict) and all(isinstance(v, Tensor) for v in labels.values()), (
+        f"{name}: labels must be a dict of tensors (one entry per label set), got {type(labels).__name__}"
+    )
+    sizes = {v.shape[0] for v in labels.values()}
+    for split, idx in (getattr(source, "splits", {}) or {}).items():
+        assert isinstance(idx, Tensor) and idx.dim() == 1 and not idx.is_floating_point(), f"{name}: splits[{split!r}] must be a 1-D index tensor"
+        if idx.numel() and sizes:
+            assert 0 <= int(idx.min()) and int(idx.max()) < min(sizes), f"{name}: splits[{split!r}] indexes past the labels"
+    describe = getattr(source, "describe", None)
+    if describe is not None:
+        line = describe()
+        assert isinstance(line, str) and line.strip(), f"{name}: describe() must return a one-line summary of what was loaded"
+
+
+def check_dataset(spec: ComponentSpec, folder: Path) -> None:
+    """The dataset builds from the files its ``example`` writes into ``folder`` and gives a valid source."""
+    assert getattr(spec, "example", None) is not None, (
+        f"{spec.name}: DatasetSpec has no example. Give it example=lambda folder: <params>, writing a tiny input "
+        "in the format the loader reads into folder, so the contract suite can build and check it"
+    )
+    folder.mkdir(parents=True, exist_ok=True)
+    params = spec.example(folder)
+    check_source(spec.build(params, BuildContext()), spec.name)
+
+
+def check_evaluator(spec: ComponentSpec, modality: ModalitySpec, encoder_name: str, registry) -> None:
+    """The evaluator runs on the modality's example data with a random encoder and returns finite metrics."""
+    from omnissl.evaluation.api import EvalResult, EvalRun
+
+    assert modality.example_data is not None, f"{modality.name}: evaluator checks need example_data() with labels and splits"
+    data = modality.example_data()
+    ctx = BuildContext(data=data)
+
+    def encoder(seed: int):
+        torch.manual_seed(seed)
+        return registry.get("encoders", encoder_name).build({}, ctx)
+
+    run = EvalRun(encoder=encoder(0), data=data, device=torch.device("cpu"), random_encoder=lambda: encoder(1), task="contract")
+    result = spec.build({}, ctx)(run)
+    assert isinstance(result, EvalResult), f"{spec.name}: an evaluator must return EvalResult, got {type(result).__name__}"
+    assert result.metrics, f"{spec.name}: EvalResult.metrics is empty"
+    bad = {k: v for k, v in result.metrics.items() if not (isinstance(v, (int, float)) and math.isfinite(v))}
+    assert not bad, f"{spec.name}: metrics must be finite numbers, got {bad}"
+
+
+def modality_cases(pm: PluginManager, plugin: str | None = None, folder: Path | None = None) -> Iterable[tuple[str, Any, tuple]]:
+    """``(check name, function, args)`` for every spec of ``plugin`` (or of every plugin).
+
+    Dataset examples write their files under ``folder`` (default: a fresh temporary folder).
+    """
     registry = pm.registry
+    folder = folder or Path(tempfile.mkdtemp(prefix="omnissl-contracts-"))
     for modality in registry.specs["modalities"].values():
         if plugin is not None and modality.provider.plugin != plugin:
             continue
@@ -108,6 +178,11 @@ def modality_cases(pm: PluginManager, plugin: str | None = None) -> Iterable[tup
         for obj in modality.objectives:
             enc, v = modality.objective_pairs.get(obj, (modality.encoders[0], modality.views[0]))
             yield f"objective[{obj}]", check_objective, (registry.get("objectives", obj), modality, enc, v, registry)
+        for ev in modality.evaluators:
+            yield f"evaluator[{ev}]", check_evaluator, (registry.get("evaluators", ev), modality, modality.encoders[0], registry)
+    for spec in registry.specs["datasets"].values():
+        if (plugin is None or spec.provider.plugin == plugin) and spec.example is not None:  # TODO(lead): strict once every plugin has examples
+            yield f"dataset[{spec.name}]", check_dataset, (spec, folder / spec.name)
     for kind in ("datasets", "encoders", "view_generators", "objectives", "evaluators", "callbacks"):
         for spec in registry.specs[kind].values():
             if plugin is None or spec.provider.plugin == plugin:
@@ -124,4 +199,5 @@ def check_plugin(pm: PluginManager, plugin: str) -> list[str]:
     return ran
 
 
-__all__ = ["check_config_roundtrip", "check_encoder", "check_objective", "check_plugin", "check_view_determinism", "modality_cases", "move_to_device"]
+__all__ = ["check_config_roundtrip", "check_dataset", "check_encoder", "check_evaluator", "check_objective", "check_plugin",
+           "check_source", "check_view_determinism", "modality_cases", "move_to_device"]
