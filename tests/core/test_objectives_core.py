@@ -16,7 +16,8 @@ from omnissl.nn import TransformerTrunk, TrunkConfig
 from omnissl.objectives.byol import BYOLConfig, BYOLObjective
 from omnissl.objectives.jepa import JEPAConfig, JEPAObjective
 from omnissl.objectives.mixed_barlow_twins import mix_inputs
-from omnissl.objectives.mochi import MoCHiConfig, MoCHiObjective
+from omnissl.objectives.mochi import MoCHiConfig, MoCHiMoCoObjective, MoCHiObjective
+from omnissl.objectives.moco import MoCoConfig, MoCoObjective
 from omnissl.objectives.multi import MemberConfig, MultiObjectiveConfig, MultiObjective
 from omnissl.objectives.swav import SwAVConfig, SwAVObjective
 from omnissl.objectives.token_masking import TokenMasking, TokenMaskingConfig
@@ -46,12 +47,12 @@ def _toy(seed=0):
 
 def test_core_plugin_passes_the_contract_suite():
     ran = check_plugin(PluginManager(autoload=False), "core")
-    for name in ("core.mochi", "core.amcl", "core.barlow_twins", "core.mixed_barlow_twins", "core.vicreg", "core.byol", "core.swav", "core.multi"):
+    for name in ("core.moco", "core.mochi", "core.amcl", "core.barlow_twins", "core.mixed_barlow_twins", "core.vicreg", "core.byol", "core.swav", "core.multi"):
         assert f"objective[{name}]" in ran
     assert "views[core.token_masking]" in ran and "config[core.jepa]" in ran and "config[core.knn_probe]" in ran
 
 
-@pytest.mark.parametrize("name", ["core.simclr", "core.mochi", "core.amcl", "core.barlow_twins", "core.mixed_barlow_twins", "core.vicreg", "core.byol", "core.swav"])
+@pytest.mark.parametrize("name", ["core.simclr", "core.moco", "core.mochi", "core.amcl", "core.barlow_twins", "core.mixed_barlow_twins", "core.vicreg", "core.byol", "core.swav"])
 def test_two_view_objectives_reject_one_view(name):
     encoder, views = _toy()
     objective = _registry().get("objectives", name).build({"hidden_dim": 16, "proj_dim": 8}, BuildContext(encoder=encoder))
@@ -79,18 +80,24 @@ def test_byol_loss_and_ema_update():
         assert torch.allclose(new, 0.9 * old + 0.1 * s, atol=1e-6)
 
 
-def test_mochi_queue_mode_fills_the_queue_and_updates_the_teacher():
+def test_mochi_queue_mode_is_moco_with_mixing():
     encoder, views = _toy()
-    objective = MoCHiObjective(encoder, MoCHiConfig(queue_size=20, num_hard=8, num_mix=4, num_query_mix=2, hidden_dim=16, proj_dim=8))
+    cfg = MoCHiConfig(queue_size=20, num_hard=8, num_mix=4, num_query_mix=2, hidden_dim=16, proj_dim=8)
+    objective = MoCHiObjective.build(cfg, BuildContext(encoder=encoder))
+    assert isinstance(objective, MoCHiMoCoObjective) and isinstance(objective, MoCoObjective)
     out = objective(encoder, views)
-    assert torch.isfinite(out.loss)
-    assert int(objective.queue_ptr) == 12
-    with torch.no_grad():
-        keys = F.normalize(objective.teacher_projector(objective.teacher_encoder(views.inputs[1]).pooled), dim=1)
-    assert torch.allclose(objective.queue[:12], keys, atol=1e-6)
+    assert torch.isfinite(out.loss) and "mochi" in out.logs
+    assert objective.queue.filled == 20 and int(objective.queue.written) == 12
+    keys = objective.keys(views.inputs[1])
+    assert torch.allclose(objective.queue.features[:12], keys, atol=1e-6)
     objective(encoder, views)
-    assert int(objective.queue_ptr) == 4  # wrapped around a queue of 20
+    assert torch.allclose(objective.queue.ordered()[-12:], keys, atol=1e-6)  # the newest keys, oldest dropped
     objective.after_step(Progress(step=1, total_steps=2))
+    # without mixing, MoCHi's queue mode is exactly core.moco on the same weights and queue
+    plain = MoCHiObjective.build(cfg.model_copy(update={"num_mix": 0, "num_query_mix": 0}), BuildContext(encoder=encoder))
+    moco = MoCoObjective(encoder, MoCoConfig(queue_size=20, hidden_dim=16, proj_dim=8, temperature=cfg.temperature))
+    moco.load_state_dict(plain.state_dict(), strict=False)
+    assert torch.allclose(plain(encoder, views).loss, moco(encoder, views).loss, atol=1e-6)
 
 
 def test_swav_after_step_renormalises_prototypes():

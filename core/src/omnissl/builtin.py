@@ -12,6 +12,7 @@ from omnissl.objectives.byol import BYOLConfig, BYOLObjective
 from omnissl.objectives.jepa import JEPAConfig, JEPAObjective
 from omnissl.objectives.mixed_barlow_twins import MixedBarlowTwinsConfig, MixedBarlowTwinsObjective
 from omnissl.objectives.mochi import MoCHiConfig, MoCHiObjective
+from omnissl.objectives.moco import MoCoConfig, MoCoObjective
 from omnissl.objectives.multi import MultiObjective, MultiObjectiveConfig
 from omnissl.objectives.simclr import SimCLRConfig, SimCLRObjective
 from omnissl.objectives.swav import SwAVConfig, SwAVObjective
@@ -29,10 +30,11 @@ def omnissl_modalities():
         summary="Labelled Gaussian clusters: (B, dim) float rows.",
         example_batch=toy.example_batch,
         example_data=lambda: toy.toy_source(toy.ToyDataConfig(num_samples=64)),
+        evaluators=("core.linear_probe", "core.knn_probe"),
         encoders=("toy.mlp",),
         views=("toy.noise", "core.token_masking"),
         objectives=(
-            "core.simclr", "core.mochi", "core.amcl", "core.barlow_twins", "core.mixed_barlow_twins",
+            "core.simclr", "core.moco", "core.mochi", "core.amcl", "core.barlow_twins", "core.mixed_barlow_twins",
             "core.vicreg", "core.byol", "core.swav", "core.multi",
         ),
     )
@@ -42,6 +44,7 @@ def omnissl_modalities():
 def omnissl_datasets():
     yield DatasetSpec(
         name="toy.clusters", modality="toy.vectors", config=toy.ToyDataConfig, factory=toy.toy_source,
+        example=lambda folder: {"num_samples": 32},
         summary="Generated Gaussian clusters with class labels and a 60/20/20 split.",
     )
 
@@ -72,6 +75,10 @@ def omnissl_objectives():
     yield ObjectiveSpec(
         name="core.simclr", config=SimCLRConfig, factory=SimCLRObjective.build,
         summary="SimCLR: NT-Xent over projected pooled embeddings of two views (Chen et al. 2020).",
+    )
+    yield ObjectiveSpec(
+        name="core.moco", config=MoCoConfig, factory=MoCoObjective.build,
+        summary="MoCo v2: momentum key encoder, first-in first-out key queue, InfoNCE (He et al. 2020; Chen et al. 2020).",
     )
     yield ObjectiveSpec(
         name="core.mochi", config=MoCHiConfig, factory=MoCHiObjective.build,

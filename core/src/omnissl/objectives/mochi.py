@@ -1,20 +1,21 @@
 """MoCHi: contrastive learning with synthesised hard negatives, in-batch (SimCLR) or with a MoCo queue.
 
 Reference: Kalantidis et al., "Hard Negative Mixing for Contrastive Learning", NeurIPS 2020 (built on
-MoCo v2: He et al. 2020 / Chen et al. 2020, momentum encoder and a queue of keys).
+MoCo v2: He et al. 2020 / Chen et al. 2020, momentum encoder and a queue of keys). The queue mode is
+``core.moco`` (:mod:`omnissl.objectives.moco`) with MoCHi's loss; with ``num_mix = num_query_mix = 0`` it is
+exactly MoCo.
 """
 
 from __future__ import annotations
 
-import torch
-import torch.nn.functional as F
 from pydantic import Field
+from torch import Tensor
 
-from omnissl import distributed
 from omnissl.interfaces import Encoder, Objective, ObjectiveOutput, Progress, Views
 from omnissl.losses.mochi import MoCHiNTXentLoss, MoCHiQueueLoss
-from omnissl.nn import EMATeacher, MLPHead, momentum_schedule
-from omnissl.objectives._views import StepSeededDraws, remember_student, two_views
+from omnissl.nn import MLPHead
+from omnissl.objectives._views import StepSeededDraws, two_views
+from omnissl.objectives.moco import MoCoConfig, MoCoObjective
 from omnissl.specs import BuildContext, ComponentConfig
 
 
@@ -44,58 +45,54 @@ class MoCHiConfig(ComponentConfig):
 
 
 class MoCHiObjective(Objective):
-    """Project both views; NT-Xent + MoCHi (``queue_size == 0``) or MoCo-v2 + MoCHi with a queue.
+    """In-batch mode (``queue_size == 0``): project both views; NT-Xent + MoCHi over the global batch.
 
     Random mixing draws come from :class:`StepSeededDraws`: identical on every process, reproducible on resume.
+    :meth:`build` returns :class:`MoCHiMoCoObjective` when ``queue_size > 0``.
     """
 
     def __init__(self, encoder: Encoder, cfg: MoCHiConfig, seed: int = 0):
         super().__init__()
+        if cfg.queue_size:
+            raise ValueError("MoCHiObjective is the in-batch mode; use MoCHiMoCoObjective (or build()) for queue_size > 0")
         self.cfg = cfg
         self.draws = StepSeededDraws(seed)
         self.projector = MLPHead(encoder.output_dim, cfg.hidden_dim, cfg.proj_dim, num_layers=cfg.proj_layers)
-        if cfg.queue_size:
-            self.loss = MoCHiQueueLoss(cfg.temperature, cfg.num_hard, cfg.num_mix, cfg.num_query_mix)
-            self.teacher_encoder = EMATeacher(encoder)
-            self.teacher_projector = EMATeacher(self.projector)
-            self.register_buffer("queue", F.normalize(torch.randn(cfg.queue_size, cfg.proj_dim), dim=1))
-            self.register_buffer("queue_ptr", torch.zeros((), dtype=torch.long))
-        else:
-            self.loss = MoCHiNTXentLoss(cfg.temperature, cfg.num_hard, cfg.num_mix, cfg.num_query_mix)
+        self.loss = MoCHiNTXentLoss(cfg.temperature, cfg.num_hard, cfg.num_mix, cfg.num_query_mix)
 
     def forward(self, encoder: Encoder, views: Views) -> ObjectiveOutput:
         first, second = two_views(views, "MoCHi")
-        q = self.projector(encoder(first).pooled)
-        gen = self.draws.generator(q.device)
-        if not self.cfg.queue_size:
-            z_b = self.projector(encoder(second).pooled)
-            loss = self.loss(q, z_b, generator=gen)
-            return ObjectiveOutput(loss=loss, logs={"mochi": loss.detach()})
-        remember_student(self, encoder)
-        with torch.no_grad():
-            k = self.teacher_projector(self.teacher_encoder(second).pooled)
-        loss = self.loss(q, k, self.queue.clone(), generator=gen)
-        self._enqueue(F.normalize(k.float(), dim=1))
+        z_a, z_b = self.projector(encoder(first).pooled), self.projector(encoder(second).pooled)
+        loss = self.loss(z_a, z_b, generator=self.draws.generator(z_a.device))
         return ObjectiveOutput(loss=loss, logs={"mochi": loss.detach()})
-
-    @torch.no_grad()
-    def _enqueue(self, keys: torch.Tensor) -> None:
-        keys = distributed.gather_no_grad(keys)[-self.queue.shape[0]:]
-        idx = (self.queue_ptr + torch.arange(keys.shape[0], device=keys.device)) % self.queue.shape[0]
-        self.queue.index_copy_(0, idx, keys.to(self.queue.dtype))
-        self.queue_ptr.add_(keys.shape[0]).remainder_(self.queue.shape[0])
 
     def after_step(self, progress: Progress) -> None:
         self.draws.advance(progress.step)
-        student = self.__dict__.get("_student")
-        if not self.cfg.queue_size or student is None:
-            return
-        m = momentum_schedule(self.cfg.momentum, self.cfg.momentum_final, progress.fraction, "cosine")
-        self.teacher_encoder.update(student, m)
-        self.teacher_projector.update(self.projector, m)
 
     @classmethod
-    def build(cls, cfg: MoCHiConfig, ctx: BuildContext) -> MoCHiObjective:
+    def build(cls, cfg: MoCHiConfig, ctx: BuildContext) -> Objective:
+        if cfg.queue_size:
+            return MoCHiMoCoObjective(ctx.encoder, cfg, seed=ctx.seed)
         return cls(ctx.encoder, cfg, seed=ctx.seed)
 
 
+class MoCHiMoCoObjective(MoCoObjective):
+    """Queue mode (``queue_size > 0``): :class:`omnissl.objectives.moco.MoCoObjective` (momentum encoder,
+    first-in first-out key queue) with :class:`MoCHiQueueLoss` mixing hard negatives from the queue."""
+
+    log_name = "mochi"
+
+    def __init__(self, encoder: Encoder, cfg: MoCHiConfig, seed: int = 0):
+        moco = MoCoConfig(
+            temperature=cfg.temperature, queue_size=max(1, cfg.queue_size), momentum=cfg.momentum,
+            momentum_final=cfg.momentum_final, hidden_dim=cfg.hidden_dim, proj_dim=cfg.proj_dim, proj_layers=cfg.proj_layers,
+        )
+        super().__init__(encoder, moco, MoCHiQueueLoss(cfg.temperature, cfg.num_hard, cfg.num_mix, cfg.num_query_mix))
+        self.draws = StepSeededDraws(seed)
+
+    def contrast(self, q: Tensor, k: Tensor, queue: Tensor) -> Tensor:
+        return self.loss(q, k, queue, generator=self.draws.generator(q.device))
+
+    def after_step(self, progress: Progress) -> None:
+        self.draws.advance(progress.step)
+        super().after_step(progress)
