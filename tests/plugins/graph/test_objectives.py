@@ -1,10 +1,11 @@
 """GRACE, GraphCL augmentations, D-SLA perturbations and encoder readouts."""
 
 import math
-from collections import Counter
-
+import pytest
 import torch
+from torch_geometric.data import Batch, Data
 from torch_geometric.nn import global_add_pool
+from torch_geometric.utils import erdos_renyi_graph
 
 from omnissl_graph import augment
 from omnissl_graph.datasets import SyntheticGraphsConfig, generate_graphs
@@ -46,25 +47,57 @@ def test_graphcl_augmentations_keep_every_graph():
     assert 0.2 < changed < 0.8
 
 
-def test_dsla_edit_distances_count_the_edits():
-    batch = _batch()
-    views = GradedPerturbation(GradedPerturbationConfig(strengths=[0.1, 0.3]))(batch, torch.Generator().manual_seed(0))
-    assert len(views.inputs) == 3 and views.inputs[0] is batch
+def _random_graphs(density: float, num: int = 24, seed: int = 0) -> Batch:
+    """Erdos-Renyi graphs of 1-30 nodes, every third one directed; ``edge_index`` without duplicates."""
+    torch.manual_seed(seed)
+    graphs = []
+    for i in range(num):
+        n = int(torch.randint(1, 31, (1,)))
+        edge_index = erdos_renyi_graph(n, density, directed=i % 3 == 0)
+        graphs.append(Data(x=torch.rand(n, 5) + 0.1, edge_index=edge_index, num_nodes=n))
+    return Batch.from_data_list(graphs)
+
+
+def _edge_set(batch, graph: int) -> set[tuple[int, int]]:
+    mine = batch.batch[batch.edge_index[0]] == graph
+    return set(map(tuple, batch.edge_index[:, mine].T.tolist()))
+
+
+@pytest.mark.parametrize("density", [0.05, 0.3, 0.9, 1.0])
+def test_dsla_edit_distance_is_the_symmetric_difference(density):
+    """D-SLA (official ``edge_pert``) adds only non-edges, so the recorded distance is exact: it equals
+    ``|E xor E_k|`` per graph, on sparse graphs, dense ones and complete ones (nothing left to add)."""
+    batch = _random_graphs(density)
+    views = GradedPerturbation(GradedPerturbationConfig(strengths=[0.1, 0.2, 0.3]))(batch, torch.Generator().manual_seed(1))
     dist = views.info["edit_distance"]
-    assert dist.shape == (2, 6) and (dist[1] >= dist[0]).all() and (dist >= 1).all()
+    assert dist.shape == (3, batch.num_graphs)
     for k, view in enumerate(views.inputs[1:]):
-        for gi in range(6):
-            def edges(b):
-                m = b.batch[b.edge_index[0]] == gi
-                return b.edge_index[:, m].T.tolist()
-            before, after = edges(batch), edges(view)
-            d = int(dist[k, gi])
-            n_remove = min((d + 1) // 2, len(before))
-            assert len(after) == len(before) - n_remove + (d - n_remove)
-            # the graphs differ by at most d edge edits (an added edge may coincide with an existing one)
-            sym = sum((Counter(map(tuple, before)) - Counter(map(tuple, after))).values())
-            sym += sum((Counter(map(tuple, after)) - Counter(map(tuple, before))).values())
-            assert 0 < sym <= d
+        for gi in range(batch.num_graphs):
+            before, after = _edge_set(batch, gi), _edge_set(view, gi)
+            mine = view.batch[view.edge_index[0]] == gi
+            assert int(mine.sum()) == len(after), "no duplicate edge was added"
+            assert {(u, u) for u in range(view.num_nodes)}.isdisjoint(after - before), "no self-loop was added"
+            assert int(dist[k, gi]) == len(before ^ after)
+            n_edges, n_nodes = len(before), int((batch.batch == gi).sum())
+            if n_edges and n_nodes * (n_nodes - 1) - n_edges >= 2 * len(before):
+                # non-edges are plentiful: the official scheme, m removed and m added
+                m = max(1, int([0.1, 0.2, 0.3][k] * n_edges))
+                assert len(before - after) == m and len(after - before) == m
+
+
+def test_dsla_masks_the_attributes_of_every_candidate():
+    """Official ``attr_mask``: ``int(0.2 n)`` nodes of each graph masked in every candidate, the original too."""
+    batch = _random_graphs(0.2)
+    views = GradedPerturbation(GradedPerturbationConfig(strengths=[0.1], mask_strength=0.2))(batch, torch.Generator().manual_seed(0))
+    assert views.original is batch and len(views.inputs) == 2
+    counts = torch.bincount(batch.batch)
+    for view in views.inputs:
+        masked = (view.x == 0).all(1)
+        assert torch.equal(torch.bincount(batch.batch[masked], minlength=batch.num_graphs), (0.2 * counts).long())
+        assert torch.equal(view.x[~masked], batch.x[~masked])
+    assert not torch.equal((views.inputs[0].x == 0).all(1), (views.inputs[1].x == 0).all(1)), "drawn per candidate"
+    unmasked = GradedPerturbation(GradedPerturbationConfig(strengths=[0.1], mask_strength=0.0))(batch, torch.Generator())
+    assert unmasked.inputs[0] is batch
 
 
 def test_gin_sum_readout_and_concat_layers():
