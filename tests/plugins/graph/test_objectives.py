@@ -1,6 +1,8 @@
 """GRACE, GraphCL augmentations, D-SLA perturbations and encoder readouts."""
 
+import contextlib
 import math
+
 import pytest
 import torch
 from torch_geometric.data import Batch, Data
@@ -12,6 +14,7 @@ from omnissl_graph.datasets import SyntheticGraphsConfig, generate_graphs
 from omnissl_graph.encoders import GCNEncoder, GINEncoder, GINEncoderConfig, GraphEncoderConfig
 from omnissl_graph.objectives.grace import grace_loss
 from omnissl_graph.perturb import GradedPerturbation, GradedPerturbationConfig
+from omnissl_graph.views import AUGMENTATIONS, GraphCLViews, GraphCLViewsConfig
 
 
 def _batch(n=6):
@@ -45,6 +48,56 @@ def test_graphcl_augmentations_keep_every_graph():
     masked = augment.mask_node_attributes(batch, 0.5, g)
     changed = (masked.x != batch.x).any(1).float().mean()
     assert 0.2 < changed < 0.8
+
+
+@contextlib.contextmanager
+def _no_host_reads():
+    """Any Python-side read of a tensor's value (``.item()``, ``.tolist()``, ``bool``, ``int``) raises."""
+    names = ("item", "tolist", "__bool__", "__int__", "__float__", "numpy")
+    saved = {n: getattr(torch.Tensor, n) for n in names}
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("a tensor value was read on the host inside the view")
+
+    try:
+        for n in names:
+            setattr(torch.Tensor, n, refuse)
+        yield
+    finally:
+        for n, f in saved.items():
+            setattr(torch.Tensor, n, f)
+
+
+def test_graphcl_draws_the_augmentation_per_graph_without_host_reads():
+    """GraphCL's ``random4`` picks one of four augmentations for every graph (its dataset's ``__getitem__``),
+    not one per batch; each graph of the view shows the signature of the augmentation it was given."""
+    batch = _random_graphs(0.3, num=64)
+    with _no_host_reads():
+        views = GraphCLViews(GraphCLViewsConfig(ratio=0.2, subgraph_hops=1))(batch, torch.Generator().manual_seed(0))
+    choices = views.info["augmentations"]
+    assert choices.shape == (2, 64)
+    for c in choices:
+        assert len(set(c.tolist())) == 4, "all four augmentations occur inside one batch"
+    assert not torch.equal(choices[0], choices[1]), "the two views draw independently"
+    for view, choice in zip(views.inputs, choices):
+        assert view.num_graphs == 64 and (torch.bincount(view.batch, minlength=64) >= 1).all()
+        assert (view.batch[view.edge_index[0]] == view.batch[view.edge_index[1]]).all(), "edges stay inside a graph"
+        for gi, aug in enumerate(AUGMENTATIONS[int(c)] for c in choice):
+            x0, x1 = batch.x[batch.batch == gi], view.x[view.batch == gi]
+            e0 = int((batch.batch[batch.edge_index[0]] == gi).sum())
+            e1 = int((view.batch[view.edge_index[0]] == gi).sum())
+            n = x0.shape[0]
+            if aug == "node_drop":
+                assert x1.shape[0] == n - int(0.2 * n)
+            elif aug == "edge_perturb":
+                assert torch.equal(x1, x0) and e1 == e0
+            elif aug == "attr_mask":
+                assert e1 == e0 and int((x1 != x0).any(1).sum()) == int(0.2 * n)
+            else:
+                assert 1 <= x1.shape[0] <= n
+                assert int((x1[:, None, :] == x0[None, :, :]).all(-1).any(1).sum()) == x1.shape[0], "a subgraph keeps original rows"
+    fixed = GraphCLViews(GraphCLViewsConfig(aug_1="attr_mask", aug_2="node_drop"))(batch, torch.Generator().manual_seed(0))
+    assert (fixed.info["augmentations"][0] == 2).all() and (fixed.info["augmentations"][1] == 0).all()
 
 
 def _random_graphs(density: float, num: int = 24, seed: int = 0) -> Batch:

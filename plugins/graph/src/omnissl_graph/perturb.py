@@ -30,6 +30,7 @@ from torch import Tensor
 
 from omnissl.interfaces import ViewGenerator, Views
 from omnissl.specs import ComponentConfig
+from omnissl_graph.augment import graph_index, rank_within_graph
 
 # non-edge candidates drawn per existing edge and per node; in a graph of density d a candidate is a non-edge
 # with probability ~(1 - d), so 4 (E + N) candidates leave a shortfall only in near-complete graphs
@@ -51,26 +52,6 @@ class GradedPerturbationConfig(ComponentConfig):
     mask_strength: float = Field(0.2, ge=0, lt=1)
 
 
-def _graph_ids(batch: Any) -> tuple[Tensor, int]:
-    ids = getattr(batch, "batch", None)
-    if ids is None:
-        return torch.zeros(batch.x.shape[0], dtype=torch.long, device=batch.x.device), 1
-    return ids, int(batch.num_graphs)
-
-
-def _rank_within(group: Tensor, num_groups: int, generator: torch.Generator, first: Tensor | None = None) -> Tensor:
-    """A uniformly random rank of each element inside its group (0, 1, ...); elements with ``first`` set rank
-    before the others of their group. ``group`` need not be sorted."""
-    n = group.shape[0]
-    order = torch.argsort(torch.rand(n, generator=generator, device=group.device))
-    key = group * 2 if first is None else group * 2 + (~first).long()
-    order = order[torch.argsort(key[order], stable=True)]
-    rank = torch.empty_like(order)
-    rank[order] = torch.arange(n, device=group.device)
-    sizes = torch.bincount(group, minlength=num_groups)
-    return rank - (torch.cumsum(sizes, 0) - sizes)[group]
-
-
 def mask_attributes(batch: Any, strength: float, generator: torch.Generator) -> Any:
     """Zero the features of ``int(strength * n_g)`` random nodes of every graph (D-SLA ``attr_mask``).
 
@@ -79,9 +60,9 @@ def mask_attributes(batch: Any, strength: float, generator: torch.Generator) -> 
     """
     if strength == 0:
         return batch
-    graph_ids, num_graphs = _graph_ids(batch)
+    graph_ids, num_graphs = graph_index(batch)
     counts = torch.bincount(graph_ids, minlength=num_graphs)
-    masked = _rank_within(graph_ids, num_graphs, generator) < (strength * counts).long()[graph_ids]
+    masked = rank_within_graph(graph_ids, num_graphs, generator) < (strength * counts).long()[graph_ids]
     out = copy.copy(batch)
     out.x = batch.x.masked_fill(masked[:, None], 0)
     return out
@@ -111,7 +92,7 @@ def _sample_non_edges(edge_index: Tensor, graph_ids: Tensor, num_graphs: int, n_
     repeat = torch.zeros_like(is_edge)
     repeat[order[1:]] = sorted_key[1:] == sorted_key[:-1]  # later copies of a pair are not candidates
     valid = ~is_edge & ~repeat & (size >= 2)
-    take = valid & (_rank_within(slot_graph, num_graphs, generator, first=valid) < n_add[slot_graph])
+    take = valid & (rank_within_graph(slot_graph, num_graphs, generator, first=valid) < n_add[slot_graph])
     added = torch.bincount(slot_graph, weights=take.float(), minlength=num_graphs).long()
     return torch.stack([u[take], v[take]]), added
 
@@ -128,12 +109,12 @@ class GradedPerturbation(ViewGenerator):
         self.cfg = cfg
 
     def _perturb(self, batch: Any, strength: float, generator: torch.Generator) -> tuple[Any, Tensor]:
-        graph_ids, num_graphs = _graph_ids(batch)
+        graph_ids, num_graphs = graph_index(batch)
         edge_graph = graph_ids[batch.edge_index[0]]
         num_edges = torch.bincount(edge_graph, minlength=num_graphs)
         edits = torch.clamp((strength * num_edges).long(), min=1)
         n_remove = torch.minimum(edits, num_edges)
-        keep = _rank_within(edge_graph, num_graphs, generator) >= n_remove[edge_graph]
+        keep = rank_within_graph(edge_graph, num_graphs, generator) >= n_remove[edge_graph]
         added_edges, n_added = _sample_non_edges(batch.edge_index, graph_ids, num_graphs, edits, generator)
         out = copy.copy(batch)
         out.edge_index = torch.cat([batch.edge_index[:, keep], added_edges], dim=1)

@@ -42,7 +42,7 @@ class GRACEViews(ViewGenerator):
 
 
 Augmentation = Literal["node_drop", "edge_perturb", "attr_mask", "subgraph", "random"]
-AUGMENTATIONS = ("node_drop", "edge_perturb", "attr_mask", "subgraph")
+AUGMENTATIONS = augment.GRAPHCL_AUGMENTATIONS
 
 
 class GraphCLViewsConfig(ComponentConfig):
@@ -50,7 +50,7 @@ class GraphCLViewsConfig(ComponentConfig):
 
     Attributes:
         aug_1, aug_2: ``node_drop``, ``edge_perturb``, ``attr_mask``, ``subgraph`` or ``random`` (one of the
-            four drawn per step from the generator, GraphCL's ``random4``). Defaults ``random``.
+            four drawn for each graph and each view, GraphCL's ``random4``). Defaults ``random``.
         ratio: share of nodes/edges altered (0.2, GraphCL's ``aug_ratio``).
         subgraph_hops: radius of the k-hop subgraph (2).
     """
@@ -62,30 +62,26 @@ class GraphCLViewsConfig(ComponentConfig):
 
 
 class GraphCLViews(ViewGenerator):
-    """Two augmented views of a batch of graphs; ``info["augmentations"]`` holds the indices used (``(2,)``)."""
+    """Two augmented views of a batch of graphs (:func:`omnissl_graph.augment.graphcl_augment`).
+
+    ``info["augmentations"]``: ``(2, G)`` long, the index in ``AUGMENTATIONS`` that each graph got in each view,
+    drawn on the device (GraphCL draws per graph, in its dataset's ``__getitem__``).
+    """
 
     def __init__(self, cfg: GraphCLViewsConfig):
         super().__init__()
         self.cfg = cfg
 
-    def _augment(self, name: str, batch: Any, generator: torch.Generator) -> Any:
-        r = self.cfg.ratio
-        if name == "node_drop":
-            return augment.drop_nodes(batch, r, generator)
-        if name == "edge_perturb":
-            return augment.perturb_edges(batch, r, generator)
-        if name == "attr_mask":
-            return augment.mask_node_attributes(batch, r, generator)
-        return augment.khop_subgraph(batch, self.cfg.subgraph_hops, generator)
-
     def forward(self, batch: Any, generator: torch.Generator) -> Views:
-        # the drawn augmentation selects a code path (different graph shapes), so it is drawn on the host from
-        # the step's seed (no device read); the augmentations themselves stay batched on the device
-        host = torch.Generator().manual_seed(generator.initial_seed())
-        picks = torch.randint(len(AUGMENTATIONS), (2,), generator=host).tolist()
-        names = [a if a != "random" else AUGMENTATIONS[p] for a, p in zip((self.cfg.aug_1, self.cfg.aug_2), picks)]
-        views = [self._augment(n, batch, generator) for n in names]
-        return Views(inputs=views, original=batch, info={"augmentations": torch.tensor([AUGMENTATIONS.index(n) for n in names])})
+        _, num_graphs = augment.graph_index(batch)
+        device = batch.x.device
+        choices = torch.stack([
+            torch.randint(len(AUGMENTATIONS), (num_graphs,), generator=generator, device=device) if aug == "random"
+            else torch.full((num_graphs,), AUGMENTATIONS.index(aug), device=device)
+            for aug in (self.cfg.aug_1, self.cfg.aug_2)
+        ])
+        views = [augment.graphcl_augment(batch, c, self.cfg.ratio, self.cfg.subgraph_hops, generator) for c in choices]
+        return Views(inputs=views, original=batch, info={"augmentations": choices})
 
 
 class MultiPretextViewsConfig(ComponentConfig):
