@@ -4,12 +4,17 @@ from __future__ import annotations
 
 from importlib.resources import files
 
+import torch
+
+from omnissl.data import TensorSource
 from omnissl.hookspecs import hookimpl
 from omnissl.evaluation.probes import KNNProbeConfig, LinearProbeConfig, knn_probe_evaluator, linear_probe_evaluator
 from omnissl.objectives.amcl import AMCLConfig, AMCLObjective
 from omnissl.objectives.barlow_twins import BarlowTwinsConfig, BarlowTwinsObjective
 from omnissl.objectives.byol import BYOLConfig, BYOLObjective
+from omnissl.objectives.block_masking import BlockMasking, BlockMaskingConfig
 from omnissl.objectives.jepa import JEPAConfig, JEPAObjective
+from omnissl.objectives.mae import MAEConfig, MAEObjective
 from omnissl.objectives.mixed_barlow_twins import MixedBarlowTwinsConfig, MixedBarlowTwinsObjective
 from omnissl.objectives.mochi import MoCHiConfig, MoCHiObjective
 from omnissl.objectives.moco import MoCoConfig, MoCoObjective
@@ -18,9 +23,22 @@ from omnissl.objectives.simclr import SimCLRConfig, SimCLRObjective
 from omnissl.objectives.swav import SwAVConfig, SwAVObjective
 from omnissl.objectives.token_masking import TokenMasking, TokenMaskingConfig
 from omnissl.objectives.vicreg import VICRegConfig, VICRegObjective
+from omnissl.nn.token_encoder import TokenTransformerConfig, token_transformer
 from omnissl.nn.trunk import TransformerTrunk, TrunkConfig
 from omnissl.specs import DatasetSpec, EncoderSpec, EvaluatorSpec, ModalitySpec, ObjectiveSpec, ViewGeneratorSpec
 from omnissl.testing import toy
+
+
+def toy_token_source(ctx=None) -> TensorSource:
+    """Seeded ``(64, 16, 6)`` token features (a grid of 8 x 2): tokens drift smoothly, so masked ones are predictable."""
+    g = torch.Generator().manual_seed(0)
+    base = torch.randn(64, 1, 6, generator=g)
+    drift = torch.cumsum(0.3 * torch.randn(64, 16, 6, generator=g), dim=1)
+    return TensorSource(base + drift)
+
+
+def toy_token_batch() -> torch.Tensor:
+    return toy_token_source().data[:8]
 
 
 @hookimpl
@@ -38,6 +56,19 @@ def omnissl_modalities():
             "core.vicreg", "core.byol", "core.swav", "core.multi",
         ),
     )
+    yield ModalitySpec(
+        name="toy.tokens",
+        summary="Token features (B, N, F): the masked objectives (MAE, JEPA) on a token encoder that honours keep.",
+        example_batch=toy_token_batch,
+        example_data=toy_token_source,
+        encoders=("core.token_transformer",),
+        views=("core.block_masking", "core.token_masking"),
+        objectives=("core.mae", "core.jepa"),
+        objective_pairs={
+            "core.mae": ("core.token_transformer", "core.token_masking"),
+            "core.jepa": ("core.token_transformer", "core.block_masking"),
+        },
+    )
 
 
 @hookimpl
@@ -53,6 +84,10 @@ def omnissl_datasets():
 def omnissl_encoders():
     yield EncoderSpec(name="toy.mlp", config=toy.ToyMLPConfig, factory=toy.toy_encoder, summary="Two-layer MLP over toy vectors.")
     yield EncoderSpec(
+        name="core.token_transformer", config=TokenTransformerConfig, factory=token_transformer,
+        summary="Linear stem + sin-cos positions + transformer trunk over pre-tokenised (B, N, F) features; honours keep.",
+    )
+    yield EncoderSpec(
         name="core.transformer_trunk", config=TrunkConfig, factory=lambda cfg, ctx: TransformerTrunk(cfg),
         summary="Pre-norm transformer over (B, N, D) tokens; declare it under shared: and reference it as '@shared.<name>'.",
     )
@@ -67,6 +102,10 @@ def omnissl_view_generators():
     yield ViewGeneratorSpec(
         name="core.token_masking", config=TokenMaskingConfig, factory=TokenMasking.build,
         summary="Random disjoint context/target token indices for JEPA-style objectives (info: context_idx, target_idx).",
+    )
+    yield ViewGeneratorSpec(
+        name="core.block_masking", config=BlockMaskingConfig, factory=BlockMasking.build,
+        summary="I-JEPA multi-block masks on 1-, 2- or 3-axis token grids (info: context_idx, target_idx, target_blocks).",
     )
 
 
@@ -107,6 +146,10 @@ def omnissl_objectives():
     yield ObjectiveSpec(
         name="core.jepa", config=JEPAConfig, factory=JEPAObjective.build,
         summary="JEPA latent prediction of EMA-teacher target tokens from context tokens (Assran et al. 2023).",
+    )
+    yield ObjectiveSpec(
+        name="core.mae", config=MAEConfig, factory=MAEObjective.build,
+        summary="MAE: visible tokens encoded, light decoder over all positions, MSE on the unseen tokens (He et al. 2022).",
     )
     yield ObjectiveSpec(
         name="core.swav", config=SwAVConfig, factory=SwAVObjective.build,

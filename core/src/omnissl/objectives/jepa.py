@@ -54,7 +54,9 @@ class JEPAPredictor(nn.Module):
 class JEPAConfig(ComponentConfig):
     """``predictor_dim`` (64), ``predictor_depth`` (2), ``predictor_heads`` (4), ``loss`` (``smooth_l1`` |
     ``mse``; smooth_l1), ``normalize_targets`` (layer-norm target tokens, True), ``momentum`` (0.996) to
-    ``momentum_final`` (1.0) on ``momentum_schedule`` (linear)."""
+    ``momentum_final`` (1.0) on ``momentum_schedule`` (linear); ``per_block`` (True): when the views carry
+    ``target_blocks`` (``core.block_masking``), predict each block in its own predictor pass from the same
+    context, as I-JEPA (batched: the context is repeated once per block); otherwise all targets in one pass."""
 
     predictor_dim: int = Field(64, gt=0)
     predictor_depth: int = Field(2, ge=1)
@@ -64,6 +66,7 @@ class JEPAConfig(ComponentConfig):
     momentum: float = Field(0.996, ge=0, le=1)
     momentum_final: float = Field(1.0, ge=0, le=1)
     momentum_schedule: str = Field("linear", pattern="^(linear|cosine|constant)$")
+    per_block: bool = True
 
 
 class JEPAObjective(Objective):
@@ -77,7 +80,10 @@ class JEPAObjective(Objective):
 
     def forward(self, encoder: Encoder, views: Views) -> ObjectiveOutput:
         if "context_idx" not in views.info or "target_idx" not in views.info:
-            raise ValueError("core.jepa needs views.info['context_idx'] and ['target_idx']; use core.token_masking or a domain masking generator")
+            raise ValueError(
+                "core.jepa needs views.info['context_idx'] and ['target_idx']; use core.token_masking, core.block_masking "
+                "or a domain masking generator"
+            )
         context_idx, target_idx = views.info["context_idx"], views.info["target_idx"]
         remember_student(self, encoder)
         context = encoder(views.inputs[0], keep=context_idx).tokens
@@ -88,11 +94,21 @@ class JEPAObjective(Objective):
                 f"core.jepa: the encoder returned {context.shape[1]} tokens for {context_idx.shape[1]} kept positions; "
                 "the encoder must encode only the kept tokens"
             )
+        blocks = views.info.get("target_blocks") if self.cfg.per_block else None
+        if blocks is not None:
+            # I-JEPA: one predictor pass per target block, the blocks of a sample as extra batch rows
+            num_blocks = blocks.shape[1]
+            context = context.repeat_interleave(num_blocks, dim=0)
+            context_idx = context_idx.repeat_interleave(num_blocks, dim=0)
+            target_idx = blocks.reshape(-1, blocks.shape[2])
         with torch.no_grad():
             full = self.teacher(views.original if views.original is not None else views.inputs[0]).tokens
             if self.cfg.normalize_targets:
                 full = F.layer_norm(full.float(), full.shape[-1:])
-            target = gather_tokens(full, target_idx)
+            if blocks is None:
+                target = gather_tokens(full, target_idx)
+            else:
+                target = gather_tokens(full, blocks.flatten(1)).reshape(target_idx.shape[0], target_idx.shape[1], -1)
         pred = self.predictor(context, context_idx, target_idx, full.shape[1])
         loss = latent_prediction_loss(pred, target, self.cfg.loss)
         return ObjectiveOutput(loss=loss, logs={"jepa": loss.detach()})
