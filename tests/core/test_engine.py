@@ -1,5 +1,6 @@
 """Engine behaviour on the toy modality: training works, checkpoints are atomic, failures are clear."""
 
+import errno
 import json
 import math
 
@@ -9,7 +10,7 @@ import torch
 from omnissl import checkpoint as ckpt
 from omnissl.config import load_config
 from omnissl.engine import TaskSampler, TaskStream, Trainer, run_config
-from omnissl.errors import TrainingError
+from omnissl.errors import StorageError, TrainingError
 from omnissl.schedules import ScheduleConfig, lr_multiplier
 
 
@@ -45,11 +46,11 @@ def test_interrupted_write_keeps_previous_checkpoint(toy_config, tmp_path, monke
 
     def crash(state, fh):
         fh.write(b"partial")
-        raise OSError("disk full")
+        raise OSError(errno.ENOSPC, "No space left on device")
 
     monkeypatch.setattr(torch, "save", crash)
     trainer.step = 5
-    with pytest.raises(OSError):
+    with pytest.raises(StorageError, match=r"no space left on device while writing .*last\.pt"):
         trainer.save_checkpoint()
     assert good.read_bytes() == before and ckpt.load(good)["step"] == 0
     assert not list(good.parent.glob(".*tmp*"))

@@ -1,9 +1,9 @@
 """The ``omnissl`` command line.
 
 Commands: ``pretrain CONFIG [key.path=value ...]``, ``validate CONFIG``, ``evaluate CHECKPOINT``,
-``plugins [--json]``, ``configs list|copy``, ``config schema``, ``export CHECKPOINT``. User mistakes print
-one clear message (no traceback) and exit with status 2; an interrupted run exits with ``128 + signal``
-after writing a checkpoint.
+``plugins [--json]``, ``configs list|copy``, ``config schema``, ``export CHECKPOINT``. User mistakes, bad
+data, damaged checkpoints and disk faults (full, read-only) print one clear message (no traceback) and exit
+with status 2; an interrupted run exits with ``128 + signal`` after writing a checkpoint.
 """
 
 from __future__ import annotations
@@ -11,11 +11,10 @@ from __future__ import annotations
 import argparse
 import json
 import logging
-import shutil
 import sys
 from pathlib import Path
 
-from omnissl.errors import OmnisslError
+from omnissl.errors import STORAGE_CAUSES, OmnisslError, storage_error
 
 
 def _manager(args):
@@ -30,7 +29,7 @@ def cmd_pretrain(args) -> int:
 
     pm = _manager(args)
     config = load_config(args.config, args.overrides, pm)
-    result = Trainer(config, pm).fit(resume=args.resume)
+    result = Trainer(config, pm).fit(resume=args.resume, fallback=args.fallback_to_previous, force_out_dir=args.force_out_dir)
     print(f"finished {result.step} steps; checkpoint: {result.checkpoint}; metrics: {result.out_dir / 'metrics.jsonl'}")
     return 0
 
@@ -49,9 +48,14 @@ def cmd_evaluate(args) -> int:
     from omnissl.config import load_config
     from omnissl.engine import Trainer
 
-    state = ckpt.load(args.checkpoint)
+    checkpoint = Path(args.checkpoint)
+    state = ckpt.load(checkpoint)
+    ckpt.task_names(state, checkpoint)
     pm = _manager(args)
-    config = load_config(json.loads(state["config"]), args.overrides, pm)
+    # results go beside the checkpoint (or to --output), never to the out_dir recorded inside it
+    run_dir = checkpoint.parent.parent if checkpoint.parent.name == "checkpoints" else checkpoint.parent
+    out = Path(args.output) if args.output else run_dir / f"evaluate-step{int(state['step'])}"
+    config = load_config(json.loads(state["config"]), [*args.overrides, f"logging.out_dir={out}"], pm)
     trainer = Trainer(config, pm)
     trainer.model.load_state_dict(state["model"])
     trainer.step = int(state["step"])
@@ -62,6 +66,7 @@ def cmd_evaluate(args) -> int:
         trainer.evaluate()
     finally:
         trainer.logger.close()
+    print(f"evaluations written to {out / 'evals.jsonl'}")
     return 0
 
 
@@ -129,7 +134,7 @@ def cmd_export(args) -> int:
     from omnissl.checkpoint import export_encoders
 
     out = args.output or str(Path(args.checkpoint).parent.parent / "export")
-    for path in export_encoders(args.checkpoint, out):
+    for path in export_encoders(args.checkpoint, out, force=args.force):
         print(f"wrote {path}")
     return 0
 
@@ -143,7 +148,15 @@ def build_parser(pm=None) -> argparse.ArgumentParser:
     p = sub.add_parser("pretrain", help="train from a run config")
     p.add_argument("config")
     p.add_argument("overrides", nargs="*", help="key.path=value overrides")
-    p.add_argument("--resume", nargs="?", const="auto", default=None, help="continue from CHECKPOINT (default: OUT_DIR/checkpoints/last.pt)")
+    p.add_argument(
+        "--resume", nargs="?", const="last", default=None, metavar="auto|CHECKPOINT",
+        help="continue from OUT_DIR/checkpoints/last.pt (an error if there is none), from CHECKPOINT, "
+        "or with 'auto' from last.pt when it exists and from scratch otherwise",
+    )
+    p.add_argument("--fallback-to-previous", action="store_true",
+                   help="if the checkpoint to resume fails its checksum, resume from the newest numbered checkpoint that verifies")
+    p.add_argument("--force-out-dir", action="store_true",
+                   help="write into a logging.out_dir that holds files but no omnissl run (the names a run writes are moved aside)")
     p.set_defaults(func=cmd_pretrain)
 
     p = sub.add_parser("validate", help="check a run config without training")
@@ -154,6 +167,7 @@ def build_parser(pm=None) -> argparse.ArgumentParser:
     p = sub.add_parser("evaluate", help="run a checkpoint's task evaluators (probes with their baselines)")
     p.add_argument("checkpoint")
     p.add_argument("overrides", nargs="*")
+    p.add_argument("-o", "--output", help="folder for evals.jsonl (default: evaluate-step<N>/ in the checkpoint's run folder)")
     p.set_defaults(func=cmd_evaluate)
 
     p = sub.add_parser("plugins", help="list plugins, their status and components")
@@ -176,10 +190,11 @@ def build_parser(pm=None) -> argparse.ArgumentParser:
     p = sub.add_parser("export", help="export encoder weights to safetensors with the config beside them")
     p.add_argument("checkpoint")
     p.add_argument("-o", "--output")
+    p.add_argument("--force", action="store_true", help="overwrite an earlier export in the output folder")
     p.set_defaults(func=cmd_export)
 
     if pm is not None:
-        pm.hook.omnissl_cli_commands(cli=sub)
+        pm.add_cli_commands(sub)
     return parser
 
 
@@ -201,6 +216,11 @@ def main(argv: list[str] | None = None) -> int:
             raise
         print(f"omnissl: error: {exc}", file=sys.stderr)
         return exc.exit_code
+    except OSError as exc:
+        if verbose or exc.errno not in STORAGE_CAUSES:
+            raise
+        print(f"omnissl: error: {storage_error(exc, action='accessing')}", file=sys.stderr)
+        return 2
     except KeyboardInterrupt:
         print("omnissl: interrupted", file=sys.stderr)
         return 130

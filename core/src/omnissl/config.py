@@ -11,6 +11,7 @@ and ``requires:`` names the distributions a config needs, checked first.
 from __future__ import annotations
 
 import copy
+import math
 import os
 import re
 from importlib import metadata
@@ -20,7 +21,7 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from omnissl.errors import ConfigError, did_you_mean
+from omnissl.errors import ConfigError, did_you_mean, short_repr
 from omnissl.optim import OptimizerConfig
 from omnissl.plugins import PluginManager, Registry
 from omnissl.schedules import ScheduleConfig
@@ -58,9 +59,18 @@ class TaskConfig(Strict):
 
 
 class CheckpointConfig(Strict):
-    """``every`` N steps (``None``: only at the end and on interrupt); ``keep`` numbered copies beside ``last.pt``."""
+    """When ``checkpoints/last.pt`` is written, besides the end of the run and an interrupt.
 
-    every: int | None = Field(None, gt=0)
+    Attributes:
+        every: every N steps (5000; ``null``: not by steps).
+        every_minutes: every M minutes of wall time (10; ``null``: not by time). A SIGKILL or a power cut
+            loses at most this much training by default.
+        keep: numbered copies ``step_<N>.pt`` kept beside ``last.pt`` (0); ``--fallback-to-previous``
+            resumes from the newest one that verifies when ``last.pt`` is damaged.
+    """
+
+    every: int | None = Field(5000, gt=0)
+    every_minutes: float | None = Field(10.0, gt=0)
     keep: int = Field(0, ge=0)
 
 
@@ -94,6 +104,12 @@ class EngineConfig(Strict):
     def _length(self) -> EngineConfig:
         if (self.steps is None) == (self.epochs is None):
             raise ValueError("set exactly one of engine.steps or engine.epochs")
+        warmup = self.schedule.warmup_steps
+        if self.steps is not None and warmup and warmup >= self.steps:
+            raise ValueError(
+                f"engine.schedule.warmup_steps={warmup} is not less than engine.steps={self.steps}: the learning rate "
+                "would never reach its peak; use fewer warm-up steps or warmup_fraction"
+            )
         return self
 
 
@@ -118,7 +134,7 @@ class RunConfig(Strict):
     """A whole run: ``tasks`` (one or more), optional ``shared`` modules, ``engine``, ``eval``, ``logging``."""
 
     requires: list[str] = Field(default_factory=list)
-    seed: int = 0
+    seed: int = Field(0, ge=0, le=2**32 - 1)  # the engine derives per-step seeds from it; larger ones overflow the RNG
     shared: dict[str, ComponentRef] = Field(default_factory=dict)
     tasks: list[TaskConfig] = Field(min_length=1)
     engine: EngineConfig
@@ -148,17 +164,55 @@ def _deep_merge(base: dict, top: dict) -> dict:
     return out
 
 
+class _StrictLoader(yaml.SafeLoader):
+    """``yaml.SafeLoader`` that rejects a key repeated in one mapping (PyYAML keeps the last one silently)."""
+
+    def construct_mapping(self, node, deep=False):
+        seen: dict[Any, int] = {}
+        for key_node, _ in node.value:
+            if key_node.tag == "tag:yaml.org,2002:merge":
+                continue  # `<<: *base` then overriding keys is YAML's own merge, not a repeat
+            key = self.construct_object(key_node, deep=True)
+            try:
+                first = seen.setdefault(key, key_node.start_mark.line)
+            except TypeError:
+                continue  # an unhashable key: construct_mapping below reports it
+            if first != key_node.start_mark.line:
+                raise yaml.constructor.ConstructorError(
+                    None, None, f"key {short_repr(key, 60)} appears twice in one mapping (first at line {first + 1})", key_node.start_mark
+                )
+        return super().construct_mapping(node, deep=deep)
+
+
+MAX_VALUES = 1_000_000  # a config is hundreds of values; nested aliases ("billion laughs") expand to billions
+
+
+def _expanded_size(value: Any, memo: dict[int, int], depth: int = 0) -> int:
+    """How many values ``value`` holds once aliases are expanded, computed without expanding them."""
+    if not isinstance(value, (dict, list)):
+        return 1
+    if id(value) in memo:
+        return memo[id(value)]
+    if depth > 100:
+        return MAX_VALUES + 1
+    children = value.values() if isinstance(value, dict) else value
+    memo[id(value)] = size = 1 + sum(_expanded_size(v, memo, depth + 1) for v in children)
+    return size
+
+
 def _read_yaml(path: Path) -> dict:
     if not path.is_file():
         raise ConfigError([f"config file not found: {path}"])
     try:
-        data = yaml.safe_load(path.read_text()) or {}
+        data = yaml.load(path.read_text(), Loader=_StrictLoader) or {}
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
         raise ConfigError([f"YAML syntax error{where}: {getattr(exc, 'problem', exc)}"], source=str(path)) from None
     if not isinstance(data, dict):
         raise ConfigError([f"(top level): expected a mapping of keys, got {type(data).__name__}"], source=str(path))
+    if _expanded_size(data, {}) > MAX_VALUES:
+        raise ConfigError([f"(top level): the config expands to more than {MAX_VALUES:,} values through YAML aliases; it is not a run config"], source=str(path))
     return data
 
 
@@ -274,7 +328,7 @@ def _describe_pydantic_errors(exc: ValidationError, prefix: tuple, model: type[B
         elif err["type"] == "missing":
             problems.append(f"{path}: required key is missing")
         else:
-            problems.append(f"{path}: {err['msg']} (got {err.get('input')!r})")
+            problems.append(f"{path}: {err['msg']} (got {short_repr(err.get('input'))})")
     return problems
 
 
@@ -328,6 +382,17 @@ def _check_component(ref: Any, kind: str, path: tuple, registry: Registry, share
     return problems
 
 
+def _nonfinite_numbers(value: Any, path: tuple) -> list[str]:
+    """Every ``.inf`` / ``.nan`` in the config: no setting of a run means infinity, and NaN compares false to every bound."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return [f"{format_path(path)}: must be a finite number (got {value}); write the largest value you mean instead"]
+    if isinstance(value, dict):
+        return [p for k, v in value.items() for p in _nonfinite_numbers(v, (*path, k))]
+    if isinstance(value, list):
+        return [p for i, v in enumerate(value) for p in _nonfinite_numbers(v, (*path, i))]
+    return []
+
+
 def _is_shared_ref(value: Any) -> bool:
     return isinstance(value, str) and SHARED_REF.match(value) is not None
 
@@ -361,7 +426,7 @@ def validate(data: dict, pm: PluginManager, source: str | None = None) -> RunCon
     if isinstance(requires, list):
         if problems := check_requires([r for r in requires if isinstance(r, str)], pm):
             raise ConfigError(problems, source)
-    problems: list[str] = []
+    problems: list[str] = _nonfinite_numbers(data, ())
     config: RunConfig | None = None
     try:
         config = RunConfig.model_validate(data)
@@ -414,3 +479,46 @@ def json_schema(pm: PluginManager) -> dict:
             components[f"{kind}:{name}"] = params
     schema.setdefault("$defs", {})["components"] = components
     return schema
+
+
+# --------------------------------------------------------------------------------------------- resume
+
+# Keys a resumed run may change: they set how long it runs and what it logs, evaluates and saves, or where
+# it runs, not what it trains. Anything else changed would make the checkpoint continue a different run.
+RESUME_SAFE = (
+    "engine.steps", "engine.epochs", "engine.checkpoint.", "engine.monitor_every", "engine.monitor_samples",
+    "engine.collapse_floor", "engine.on_nonfinite", "engine.workers", "engine.device", "engine.compile",
+    "eval.", "logging.", "requires",
+)
+_TASK_EVAL = re.compile(r"^tasks\[\d+\]\.eval(\[|$)")
+
+
+def _flatten(value: Any, prefix: str = "") -> dict[str, Any]:
+    if isinstance(value, dict) and value:
+        return {k: v for key, item in value.items() for k, v in _flatten(item, f"{prefix}.{key}" if prefix else str(key)).items()}
+    if isinstance(value, list) and value and not all(not isinstance(v, (dict, list)) for v in value):
+        return {k: v for i, item in enumerate(value) for k, v in _flatten(item, f"{prefix}[{i}]").items()}
+    return {prefix: value}
+
+
+def resume_changes(saved: dict, config: RunConfig) -> tuple[list[str], list[str]]:
+    """Compare the config saved in a checkpoint with ``config``: ``(allowed changes, refused changes)``, one line each.
+
+    Both are normalised through :class:`RunConfig` first, so a default added by a newer omnissl is not a change.
+    """
+    try:
+        old = RunConfig.model_validate(saved).model_dump(mode="json")
+    except ValidationError:
+        old = saved
+    new = config.model_dump(mode="json")
+    a, b = _flatten(old), _flatten(new)
+    allowed, refused = [], []
+    for key in sorted(a.keys() | b.keys()):
+        before, after = a.get(key, "(absent)"), b.get(key, "(absent)")
+        if before == after:
+            continue
+        line = f"{key}: {short_repr(before, 80)} -> {short_repr(after, 80)}"
+        safe = key.startswith(RESUME_SAFE) or key in {s.rstrip(".") for s in RESUME_SAFE} or _TASK_EVAL.match(key)
+        (allowed if safe else refused).append(line)
+    refused = [f"{line} (this would not continue the same run)" for line in refused]
+    return allowed, refused

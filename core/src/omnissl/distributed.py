@@ -84,20 +84,34 @@ class StopAgreement:
         self.group = dist.new_group(backend="gloo") if world_size() > 1 else None
         self.pending: tuple[dist.Work, Tensor] | None = None
 
-    def check(self) -> int:
-        """The signal to stop on (0: go on); called at every step boundary, by every rank."""
+    def check(self, save: bool = False) -> tuple[int, bool]:
+        """``(signal to stop on or 0, whether to checkpoint now)``; called at every step boundary, by every rank.
+
+        ``save`` is this rank's wish for a checkpoint (rank 0's wall clock); the answer is the same on every
+        rank, so all of them enter the checkpoint's barrier at the same step.
+        """
         if self.group is None:
-            return self.signals[0] if self.signals else 0
+            return (self.signals[0] if self.signals else 0), save
         agreed = self.finish()
-        flag = torch.tensor([self.signals[0] if self.signals else 0], dtype=torch.int32)
+        flag = torch.tensor([self.signals[0] if self.signals else 0, int(save)], dtype=torch.int32)
         self.pending = (dist.all_reduce(flag, op=dist.ReduceOp.MAX, group=self.group, async_op=True), flag)
         return agreed
 
-    def finish(self) -> int:
+    def finish(self) -> tuple[int, bool]:
         """Wait for the reduction in flight, if any, and return its result."""
         if self.pending is None:
-            return 0
+            return 0, False
         work, flag = self.pending
         work.wait()
         self.pending = None
+        signum, save = flag.tolist()
+        return int(signum), bool(save)
+
+    def final_check(self) -> int:
+        """After the last step: the signal any rank received (0: none), agreed by one blocking reduction."""
+        if self.group is None:
+            return self.signals[0] if self.signals else 0
+        earlier, _ = self.finish()
+        flag = torch.tensor([earlier or (self.signals[0] if self.signals else 0)], dtype=torch.int32)
+        dist.all_reduce(flag, op=dist.ReduceOp.MAX, group=self.group)
         return int(flag.item())

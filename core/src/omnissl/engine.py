@@ -28,10 +28,10 @@ import torch.distributed as dist
 from torch import Tensor, nn
 
 from omnissl import checkpoint as ckpt
-from omnissl import distributed
-from omnissl.config import RunConfig, load_config
+from omnissl import distributed, rundir
+from omnissl.config import RunConfig, load_config, resume_changes
 from omnissl.device import move_to_device
-from omnissl.errors import OmnisslError, TrainingError
+from omnissl.errors import CheckpointError, ConfigError, OmnisslError, TrainingError, storage_error
 from omnissl.evaluation.api import EvalResult, EvalRun
 from omnissl.interfaces import ObjectiveOutput, Progress
 from omnissl.logger import MetricsLogger
@@ -44,13 +44,19 @@ from omnissl.specs import BuildContext
 class Interrupted(OmnisslError):
     """SIGINT/SIGTERM stopped the run after writing a checkpoint; ``exit_code`` is ``128 + signal``."""
 
-    def __init__(self, signum: int, step: int, path: Path | None):
+    def __init__(self, signum: int, step: int, path: Path | None, during_eval: bool = False):
         self.exit_code = 128 + signum
-        super().__init__(
-            f"interrupted by {signal.Signals(signum).name} at step {step}; "
-            f"{f'checkpoint written to {path}' if path else 'rank 0 wrote the checkpoint'}. "
-            "Continue with `omnissl pretrain CONFIG --resume`."
-        )
+        written = f"checkpoint written to {path}" if path else "rank 0 wrote the checkpoint"
+        where = "during the evaluation " if during_eval else ""
+        then = f"Evaluate it with `omnissl evaluate {path}`, or continue" if during_eval and path else "Continue"
+        super().__init__(f"interrupted by {signal.Signals(signum).name} {where}at step {step}; {written}. {then} with `omnissl pretrain CONFIG --resume`.")
+
+
+class _Signalled(BaseException):
+    """Raised by the signal handlers during an evaluation, which has no step boundary to stop at."""
+
+    def __init__(self, signum: int):
+        self.signum = signum
 
 
 @dataclass
@@ -203,6 +209,8 @@ class Trainer:
         if self.device.type == "cuda":
             torch.cuda.set_device(self.device)
         self.out_dir = Path(config.logging.out_dir)
+        # what out_dir held before datasets (which may write there, like the recsys id map) were built
+        self._found_in_out_dir = rundir.listing(self.out_dir) if self.rank == 0 else []
         self._build()
 
     # ------------------------------------------------------------------------------------------- build
@@ -266,11 +274,28 @@ class Trainer:
             "config": self.config.model_dump_json(),
         }
 
-    def load_state_dict(self, state: dict[str, Any]) -> None:
-        saved = json.loads(state["config"])
-        saved_tasks, tasks = [t["name"] for t in saved["tasks"]], [t.name for t in self.config.tasks]
-        if saved_tasks != tasks:
-            raise OmnisslError(f"checkpoint has tasks {saved_tasks} but the config has {tasks}; resume with the config that wrote it")
+    def load_state_dict(self, state: dict[str, Any], source: Path | str = "the checkpoint") -> list[str]:
+        """Restore a checkpoint; returns one line per config change it allowed (see :func:`config.resume_changes`).
+
+        A change that would not continue the same run (model, data, views, objective, optimizer, ...) is a
+        :class:`CheckpointError` listing every differing key, raised before any state is touched.
+        """
+        try:
+            saved = json.loads(state["config"])
+        except (ValueError, TypeError) as exc:
+            raise CheckpointError(f"{source}: its stored config is unreadable ({exc})") from None
+        allowed, refused = resume_changes(saved, self.config)
+        if refused:
+            lines = "\n".join(f"  - {line}" for line in refused)
+            raise CheckpointError(
+                f"cannot resume from {source}: the config differs from the one saved in it in {len(refused)} "
+                f"key{'s' if len(refused) > 1 else ''} that change what is trained:\n{lines}\n"
+                "Resume with the config that wrote it, or start a fresh run (without --resume) in another logging.out_dir. "
+                "Length (engine.steps/epochs), logging, evaluation and checkpointing may change on resume."
+            )
+        step = int(state["step"])
+        if step >= self.total_steps:
+            allowed.append(f"the checkpoint is at step {step}, at or past the {self.total_steps} steps of this config: no step is trained")
         self.model.load_state_dict(state["model"])
         self.optimizer.load_state_dict(state["optimizer"])
         self.scheduler.load_state_dict(state["scheduler"])
@@ -281,25 +306,8 @@ class Trainer:
         torch.set_rng_state(state["rng"]["cpu"])
         if state["rng"]["cuda"] and torch.cuda.is_available():
             torch.cuda.set_rng_state_all(state["rng"]["cuda"])
-        self.step = int(state["step"])
-
-    RUN_FILES = ("config.json", "metrics.jsonl", "evals.jsonl", "checkpoints", "tensorboard")
-
-    def _archive_previous_run(self) -> Path | None:
-        """A fresh run in an ``out_dir`` that holds an earlier run's files moves them to ``out_dir/previous-<time>/``.
-
-        Nothing written by an earlier run is overwritten or mixed with the new run's logs.
-        """
-        found = [self.out_dir / name for name in self.RUN_FILES if (self.out_dir / name).exists()]
-        if not found:
-            return None
-        dest = self.out_dir / time.strftime("previous-%Y%m%d-%H%M%S")
-        while dest.exists():
-            dest = dest.with_name(dest.name + "+")
-        dest.mkdir(parents=True)
-        for path in found:
-            path.rename(dest / path.name)
-        return dest
+        self.step = step
+        return [f"resume: {line}" for line in allowed]
 
     def save_checkpoint(self) -> Path | None:
         """Write ``checkpoints/last.pt`` (and a numbered copy if ``checkpoint.keep``) on rank 0."""
@@ -314,35 +322,137 @@ class Trainer:
                 for old in sorted((self.out_dir / "checkpoints").glob("step_*.pt"))[:-keep]:
                     old.unlink()
             self.last_checkpoint = path
+        self.last_save_time = time.monotonic()
         if self.world > 1:
             dist.barrier()
         return path
 
     # ----------------------------------------------------------------------------------------- the loop
-    def fit(self, resume: str | Path | None = None) -> RunResult:
-        cfg, eng = self.config, self.config.engine
+    def fit(self, resume: str | Path | None = None, *, fallback: bool = False, force_out_dir: bool = False) -> RunResult:
+        """Train to ``engine.steps``; ``resume``: ``"last"`` (must exist), ``"auto"`` (if it exists) or a path.
+
+        Before anything is written: the lock on ``out_dir`` is taken (:class:`rundir.RunLock`), the checkpoint
+        to resume is verified and its config compared with this one, and the checks that need the built run
+        pass (:meth:`_preflight`). ``fallback`` resumes from the newest numbered checkpoint that verifies when
+        the chosen one does not; ``force_out_dir`` writes into a folder that holds files but no run.
+        """
         self.last_checkpoint: Path | None = None
-        if resume is not None:
-            path = self.out_dir / "checkpoints" / "last.pt" if str(resume) == "auto" else Path(resume)
-            if path.is_file() or str(resume) != "auto":
-                self.load_state_dict(ckpt.load(path))
-                self.last_checkpoint = path
-        moved = self._archive_previous_run() if self.last_checkpoint is None and self.rank == 0 else None
-        self.logger = MetricsLogger(self.out_dir, self.total_steps, self.step, cfg.logging.tensorboard, cfg.logging.progress, enabled=self.rank == 0)
-        if moved is not None:
-            self.logger.print(f"{self.out_dir} held an earlier run; its files are now in {moved} (pass --resume to continue a run instead)")
+        self.last_save_time = time.monotonic()
+        lock = rundir.RunLock(self.out_dir)
+        notes: list[str] = []
+        try:
+            notes += self._on_rank0(lambda: [w for w in [lock.acquire()] if w])
+            notes += self._resume(resume, fallback)
+            self._preflight()
+            notes += self._on_rank0(lambda: self._prepare_out_dir(force_out_dir))
+            return self._train(notes)
+        finally:
+            lock.release()
+
+    def _on_rank0(self, fn) -> list[str]:
+        """Run ``fn`` on rank 0 only; every rank learns whether it failed, so none waits for the others forever."""
+        error, result = None, []
         if self.rank == 0:
+            try:
+                result = fn()
+            except OmnisslError as exc:
+                error = exc
+        if self.world > 1:
+            flag = torch.tensor([error is not None], dtype=torch.int32, device=self.device)
+            dist.broadcast(flag, src=0)  # start-up only: one sync, before the first step
+            if error is None and flag.item():
+                raise OmnisslError("rank 0 could not start the run (its message says why); this rank stops too")
+        if error is not None:
+            raise error
+        return result
+
+    def _resume(self, resume: str | Path | None, fallback: bool) -> list[str]:
+        """Load the checkpoint to continue from, if any; returns notes to print once the log is open."""
+        if resume is None:
+            return []
+        last = self.out_dir / "checkpoints" / "last.pt"
+        if str(resume) in ("auto", "last"):
+            if not last.is_file() and not (fallback and ckpt.numbered(last.parent)):
+                if str(resume) == "auto":
+                    return [f"--resume auto: no checkpoint at {last}; starting a fresh run"]
+                raise CheckpointError(
+                    f"--resume: nothing to resume, there is no checkpoint at {last}. Run without --resume to start a "
+                    "fresh run, pass --resume auto to resume only when a checkpoint exists, or --resume PATH for another checkpoint."
+                )
+            path = last
+        else:
+            path = Path(resume)
+        path, state, notes = ckpt.load_with_fallback(path, fallback)
+        notes += self.load_state_dict(state, path)
+        self.last_checkpoint = path
+        return notes
+
+    def _preflight(self) -> None:
+        """What can only be known once the run is built, checked before anything is written."""
+        problems = []
+        batchnorm = nn.modules.batchnorm._BatchNorm
+        for i, task in enumerate(self.config.tasks):
+            stream = self.streams[task.name]
+            module = self.model.tasks[task.name]
+            norms = [n for n, m in module.named_modules() if isinstance(m, batchnorm)]
+            if len(self.sources[task.name]) > 1 and stream.global_batch // self.world == 1 and norms:
+                problems.append(
+                    f"tasks[{i}] ({task.name!r}): one sample per batch per process (engine.batch_size={self.config.engine.batch_size}, "
+                    f"{self.world} process{'es' if self.world > 1 else ''}), but {norms[0]} is a BatchNorm layer, which needs more "
+                    "than one sample per batch in training; use a larger engine.batch_size"
+                )
+        warmup = self.config.engine.schedule.warmup_steps
+        if warmup and warmup >= self.total_steps:
+            problems.append(
+                f"engine.schedule.warmup_steps: {warmup} warm-up steps but the run has {self.total_steps} steps; the learning rate "
+                "would never reach its peak. Use fewer warm-up steps (or warmup_fraction)"
+            )
+        if problems:
+            raise ConfigError(problems)
+
+    def _prepare_out_dir(self, force: bool) -> list[str]:
+        """Rank 0: archive an earlier run (fresh) or tidy after a kill (resume); mark the folder; write config.json."""
+        notes = []
+        if self.last_checkpoint is not None and self.last_checkpoint.parent == self.out_dir / "checkpoints":
+            for tmp in rundir.remove_stale_temporaries(self.out_dir / "checkpoints"):
+                notes.append(f"removed {tmp.name}, a partial checkpoint left by a killed run")
+            for log_name in ("metrics.jsonl", "evals.jsonl"):
+                if n := rundir.roll_back_log(self.out_dir / log_name, self.step):
+                    aside = log_name.replace(".jsonl", ".rolled-back.jsonl")
+                    notes.append(f"moved {n} line{'s' if n > 1 else ''} of {log_name} logged after step {self.step} (past the checkpoint) to {aside}")
+        else:  # a fresh run, or a checkpoint from elsewhere continued here: the folder must be free or an earlier run
+            moved = rundir.prepare_fresh(self.out_dir, self._found_in_out_dir, force)
+            if moved is not None:
+                notes.append(f"{self.out_dir} held an earlier run; its files are now in {moved} (pass --resume to continue a run instead)")
+        try:
+            self.out_dir.mkdir(parents=True, exist_ok=True)
+            rundir.write_marker(self.out_dir)
             (self.out_dir / "config.json").write_text(self.config.model_dump_json(indent=2))
+        except OSError as exc:
+            raise storage_error(exc, self.out_dir / "config.json") from None
+        return notes
+
+    def _train(self, notes: list[str]) -> RunResult:
+        cfg, eng = self.config, self.config.engine
+        self.logger = MetricsLogger(self.out_dir, self.total_steps, self.step, cfg.logging.tensorboard, cfg.logging.progress, enabled=self.rank == 0)
+        for note in notes:
+            self.logger.print(note)
         self._init_metrics()
         self.loaders = {name: self._loader(name) for name in self.streams} if eng.workers else {}
         stop = distributed.StopAgreement()
         previous = self._install_signal_handlers(stop.signals)
         net = self.ddp or self.model
         start_time, start_step = time.perf_counter(), self.step
+        every_s = eng.checkpoint.every_minutes * 60 if eng.checkpoint.every_minutes else None
         try:
             while self.step < self.total_steps:
-                if signum := stop.check():
+                # rank 0's clock decides a timed checkpoint; the agreement makes every rank save at the same step
+                timed = every_s is not None and self.rank == 0 and time.monotonic() - self.last_save_time >= every_s
+                signum, save_now = stop.check(timed)
+                if signum:
                     raise Interrupted(signum, self.step, self.save_checkpoint())
+                if save_now and self.step > 0:
+                    self.save_checkpoint()
                 name = self.sampler.next()
                 task = self.model.tasks[name]
                 weight = 1.0 if eng.task_sampling == "weighted" else self.config_task(name).weight
@@ -376,9 +486,11 @@ class Trainer:
                 if eng.checkpoint.every and self.step % eng.checkpoint.every == 0:
                     self.save_checkpoint()
                 if cfg.eval.every and self.step % cfg.eval.every == 0 and self.step < self.total_steps:
-                    self.evaluate()
+                    self._evaluate_interruptibly(checkpoint=None)
+            if signum := stop.final_check():  # a signal during the last step: honour it, do not evaluate
+                raise Interrupted(signum, self.step, self.save_checkpoint())
             final = self.save_checkpoint()
-            evals = self.evaluate() if cfg.eval.at_end else []
+            evals = self._evaluate_interruptibly(checkpoint=final) if cfg.eval.at_end else []
             for callback in self.callbacks:
                 callback.on_end(self.step)
             return RunResult(step=self.step, out_dir=self.out_dir, metrics=self.last_metrics, evals=evals, checkpoint=final, model=self.model)
@@ -387,6 +499,31 @@ class Trainer:
             for sig, handler in previous.items():
                 signal.signal(sig, handler)
             self.logger.close()
+
+    def _evaluate_interruptibly(self, checkpoint: Path | None) -> list[EvalResult]:
+        """Run the evaluators with signal handlers that stop them (an evaluation has no step boundary to wait for).
+
+        SIGINT/SIGTERM during an evaluation raise :class:`Interrupted` with ``128 + signal``: mid-run, after
+        writing a checkpoint at this step; at the end, naming the final checkpoint already written.
+        """
+        def stop(signum, frame):
+            raise _Signalled(signum)
+
+        previous = {}
+        try:
+            for sig in (signal.SIGINT, signal.SIGTERM):
+                previous[sig] = signal.signal(sig, stop)
+        except ValueError:  # not the main thread: leave signals to the caller
+            pass
+        try:
+            return self.evaluate()
+        except _Signalled as sig:
+            for s, handler in previous.items():  # a second signal while saving must not cut the save
+                signal.signal(s, handler)
+            raise Interrupted(sig.signum, self.step, checkpoint or self.save_checkpoint(), during_eval=True) from None
+        finally:
+            for s, handler in previous.items():
+                signal.signal(s, handler)
 
     def _loader(self, name: str):
         loader = torch.utils.data.DataLoader(
@@ -509,9 +646,12 @@ class Trainer:
                     results.append(result)
                     self.logger.log(self.step, {f"eval/{task.name}/{result.name}/{k}": v for k, v in result.metrics.items()})
                     self.logger.table(f"{task.name}: {result.name} (step {self.step})", result.rows)
-            with open(self.out_dir / "evals.jsonl", "a") as fh:
-                for r in results:
-                    fh.write(json.dumps({"step": self.step, "name": r.name, "metrics": r.metrics, "rows": r.rows}, default=str) + "\n")
+            try:
+                with open(self.out_dir / "evals.jsonl", "a") as fh:
+                    for r in results:
+                        fh.write(json.dumps({"step": self.step, "name": r.name, "metrics": r.metrics, "rows": r.rows}, default=str) + "\n")
+            except OSError as exc:
+                raise storage_error(exc, self.out_dir / "evals.jsonl") from None
         if self.world > 1:
             dist.barrier()
         return results
@@ -538,15 +678,17 @@ def run_config(
     overrides: list[str] | tuple[str, ...] = (),
     *,
     resume: str | Path | None = None,
+    fallback: bool = False,
+    force_out_dir: bool = False,
     pm: PluginManager | None = None,
 ) -> RunResult:
-    """Validate ``config`` (a path, a mapping or a :class:`RunConfig`) and train it."""
+    """Validate ``config`` (a path, a mapping or a :class:`RunConfig`) and train it (see :meth:`Trainer.fit`)."""
     pm = pm or get_plugin_manager()
     if not isinstance(config, RunConfig):
         config = load_config(config, overrides, pm)
     trainer = Trainer(config, pm)
     try:
-        return trainer.fit(resume=resume)
+        return trainer.fit(resume=resume, fallback=fallback, force_out_dir=force_out_dir)
     finally:
         if distributed.is_distributed() and int(os.environ.get("WORLD_SIZE", "1")) > 1:
             dist.destroy_process_group()

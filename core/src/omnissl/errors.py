@@ -6,7 +6,11 @@ The CLI prints them without a traceback and exits with status 2 (configuration a
 from __future__ import annotations
 
 import difflib
+import errno
+import reprlib
 from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
 
 
 class OmnisslError(Exception):
@@ -39,6 +43,47 @@ class DataError(OmnisslError):
     """Input data is malformed; the message names the file, line and column where known."""
 
     exit_code = 2
+
+
+class CheckpointError(OmnisslError):
+    """A checkpoint is missing, unreadable, fails its checksum, or does not fit the config."""
+
+    exit_code = 2
+
+
+class StorageError(OmnisslError):
+    """The disk refused a write (full, read-only, no permission); the message names the cause and the file."""
+
+    exit_code = 2
+
+
+STORAGE_CAUSES = {
+    errno.ENOSPC: "no space left on device",
+    errno.EDQUOT: "disk quota exceeded",
+    errno.EROFS: "read-only file system",
+    errno.EACCES: "permission denied",
+    errno.EPERM: "operation not permitted",
+    errno.EIO: "input/output error",
+    errno.EFBIG: "file too large",
+}
+
+
+def storage_error(exc: OSError, path: str | Path | None = None, action: str = "writing") -> StorageError:
+    """Turn an ``OSError`` from the disk into a :class:`StorageError` naming the cause and the file."""
+    cause = STORAGE_CAUSES.get(exc.errno, exc.strerror or type(exc).__name__)
+    where = path if path is not None else exc.filename
+    return StorageError(
+        f"{cause} while {action} {where}. Free space or fix the permissions, or point logging.out_dir at another disk; "
+        "files already written (the previous checkpoint included) are intact."
+    )
+
+
+def short_repr(value: Any, limit: int = 200) -> str:
+    """``repr(value)`` cut to about ``limit`` characters, so an error never echoes a huge input."""
+    r = reprlib.Repr()
+    r.maxstring, r.maxother, r.maxlist, r.maxdict, r.maxlevel = limit, limit, 8, 8, 3
+    text = r.repr(value)
+    return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
 class TrainingError(OmnisslError):

@@ -1,4 +1,7 @@
-"""Metrics to JSONL (always), TensorBoard (optional) and a rich progress bar; host-side only."""
+"""Metrics to JSONL (always), TensorBoard (optional) and a rich progress bar; host-side only.
+
+A disk that refuses a write (full, read-only) raises :class:`~omnissl.errors.StorageError` naming the file.
+"""
 
 from __future__ import annotations
 
@@ -10,6 +13,8 @@ from typing import Any
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 from rich.table import Table
+
+from omnissl.errors import storage_error
 
 
 class MetricsLogger:
@@ -23,8 +28,12 @@ class MetricsLogger:
         self.bar = None
         if not enabled:
             return
-        out_dir.mkdir(parents=True, exist_ok=True)
-        self.file = open(out_dir / "metrics.jsonl", "a", buffering=1)
+        self.path = out_dir / "metrics.jsonl"
+        try:
+            out_dir.mkdir(parents=True, exist_ok=True)
+            self.file = open(self.path, "a", buffering=1)
+        except OSError as exc:
+            raise storage_error(exc, self.path) from None
         if tensorboard:
             try:
                 from torch.utils.tensorboard import SummaryWriter
@@ -45,7 +54,10 @@ class MetricsLogger:
     def log(self, step: int, metrics: dict[str, Any]) -> None:
         if not self.enabled:
             return
-        self.file.write(json.dumps({"step": step, "time": time.time(), **metrics}) + "\n")
+        try:
+            self.file.write(json.dumps({"step": step, "time": time.time(), **metrics}) + "\n")
+        except OSError as exc:
+            raise storage_error(exc, self.path) from None
         if self.tb is not None:
             for key, value in metrics.items():
                 if isinstance(value, (int, float)):
@@ -78,5 +90,8 @@ class MetricsLogger:
         if self.tb is not None:
             self.tb.close()
         if self.file is not None:
-            self.file.close()
-            self.file = None
+            file, self.file = self.file, None
+            try:
+                file.close()
+            except OSError:
+                pass  # flushing a full disk again fails again; the error that stopped the run was already raised

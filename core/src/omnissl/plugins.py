@@ -4,7 +4,10 @@ Loading rules (design section 3):
 
 - each entry point is loaded inside its own guard: a broken plugin costs one warning line naming the
   package and the error, the others keep working; it becomes an error when a run uses one of its
-  components (the message names the plugin and why it failed) or under ``strict=True``;
+  components (the message names the plugin and why it failed) or under ``strict=True``. The guard
+  catches ``BaseException`` except ``KeyboardInterrupt``: a plugin calling ``sys.exit`` at import is
+  disabled like one raising ``ImportError``. Every later hook call (components, ``omnissl_config_dirs``,
+  ``omnissl_cli_commands``) is guarded per plugin the same way;
 - ``check_pending()`` rejects hook implementations that match no hook spec (a misspelled hook);
 - a name provided twice is an error listing every provider;
 - environment switches: ``OMNISSL_DISABLE_PLUGIN_AUTOLOAD`` (load no entry points),
@@ -154,7 +157,9 @@ class PluginManager(pluggy.PluginManager):
                 module = ep.load()
                 self.register(module, name=ep.name, provider=Provider(plugin=ep.name, distribution=dist, version=version))
                 self.check_pending()
-            except Exception as exc:  # a third-party plugin may fail in any way; it must not take the others down
+            except KeyboardInterrupt:
+                raise
+            except BaseException as exc:  # a plugin may fail in any way (even sys.exit); it must not take the others down
                 self._fail(ep.name, dist, version, exc)
 
     def _fail(self, name: str, dist: str, version: str, exc: BaseException) -> None:
@@ -197,7 +202,9 @@ class PluginManager(pluggy.PluginManager):
                     for spec in specs:
                         if not isinstance(spec, spec_type):
                             raise TypeError(f"omnissl_{kind} yielded {type(spec).__name__}, expected {spec_type.__name__}")
-                except Exception as exc:  # see load_entry_points: isolate the broken plugin
+                except KeyboardInterrupt:
+                    raise
+                except BaseException as exc:  # see load_entry_points: isolate the broken plugin
                     self._fail(plugin_name, provider.distribution, provider.version, exc)
                     return self._collect()
                 for spec in specs:
@@ -217,9 +224,28 @@ class PluginManager(pluggy.PluginManager):
         registry.failed = {n: r for n, r in self.records.items() if r.status == "failed"}
         return registry
 
+    def _call_each(self, hook: str, **kwargs: Any) -> list[Any]:
+        """Call every implementation of ``hook`` in its own guard; a failing plugin is disabled (one warning)."""
+        results = []
+        for impl in reversed(getattr(self.hook, hook).get_hookimpls()):  # pluggy calls the last registered first
+            name = self.get_name(impl.plugin)
+            try:
+                result = impl.function(**{k: v for k, v in kwargs.items() if k in impl.argnames})
+                results.append(list(result) if hook == "omnissl_config_dirs" else result)
+            except KeyboardInterrupt:
+                raise
+            except BaseException as exc:
+                provider = self._providers.get(name, Provider(plugin=name, distribution="<in-process>", version=""))
+                self._fail(name, provider.distribution, provider.version, exc)
+        return results
+
     def config_dirs(self) -> list[Traversable]:
         """Folders of example configs that plugins ship."""
-        return [d for dirs in self.hook.omnissl_config_dirs() for d in dirs]
+        return [d for dirs in self._call_each("omnissl_config_dirs") for d in dirs]
+
+    def add_cli_commands(self, subparsers: Any) -> None:
+        """Let each plugin add its subcommands (``omnissl_cli_commands``), each in its own guard."""
+        self._call_each("omnissl_cli_commands", cli=subparsers)
 
     def describe(self) -> list[dict[str, Any]]:
         """Every plugin with version, status, error and the components it provides (``omnissl plugins``)."""

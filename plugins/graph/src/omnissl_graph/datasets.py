@@ -2,11 +2,18 @@
 
 Raw files are read with PyG's own readers (``read_planetoid_data``, ``read_tu_data``), which parse the raw
 directory in memory: nothing is written next to the raw files and no ``processed/`` cache is needed.
+
+Bad raw folders are a :class:`DataError` that names the file and, for text files, the line and column,
+never a traceback from inside PyG. Planetoid's files are Python pickles and PyG opens them with a plain
+``pickle.load``, which runs whatever code a hostile file names; each file is therefore first read by
+:class:`_PlanetoidUnpickler`, which admits only the numpy, scipy and collections classes the real files
+use, and PyG reads it only after that pass.
 """
 
 from __future__ import annotations
 
 import os
+import pickle
 from pathlib import Path
 from typing import Literal
 
@@ -17,7 +24,7 @@ from torch import Tensor
 from torch_geometric.data import Data
 from torch_geometric.utils import add_self_loops, coalesce, remove_self_loops, to_undirected
 
-from omnissl.errors import DataError
+from omnissl.errors import DataError, short_repr
 from omnissl.specs import BuildContext, ComponentConfig
 from omnissl_graph.sources import GraphSetSource, NeighborSampledSource, NodeGraphSource
 
@@ -79,14 +86,86 @@ def _expand(path: str) -> Path:
     return Path(os.path.expandvars(path.replace("${OMNISSL_DATA}", str(data_root()))))
 
 
+PLANETOID_PICKLES = ("x", "tx", "allx", "y", "ty", "ally", "graph")
+
+
+class _PlanetoidUnpickler(pickle.Unpickler):
+    """Reads a Planetoid pickle admitting only the classes the published files contain (see the module docstring)."""
+
+    ALLOWED = {
+        ("numpy", "ndarray"), ("numpy", "dtype"), ("numpy.core.multiarray", "_reconstruct"),
+        ("numpy._core.multiarray", "_reconstruct"), ("scipy.sparse.csr", "csr_matrix"), ("scipy.sparse._csr", "csr_matrix"),
+        ("collections", "defaultdict"), ("__builtin__", "list"), ("builtins", "list"),
+    }
+
+    def find_class(self, module: str, name: str):
+        if (module, name) not in self.ALLOWED:
+            raise pickle.UnpicklingError(f"it names {module}.{name}, which a Planetoid file never contains (not loaded: unpickling it could run code)")
+        return super().find_class(module, name)
+
+
+def _check_planetoid_files(raw: Path, prefix: str) -> None:
+    """Every raw file present, each pickle readable with the safe unpickler, ``test.index`` integers, one per line."""
+    missing = [f"ind.{prefix}.{n}" for n in (*PLANETOID_PICKLES, "test.index") if not (raw / f"ind.{prefix}.{n}").is_file()]
+    if missing:
+        raise DataError(f"data.root: {raw} lacks the Planetoid raw file{'s' if len(missing) > 1 else ''} {', '.join(missing)}; copy the complete raw folder (8 files ind.{prefix}.*)")
+    for name in PLANETOID_PICKLES:
+        path = raw / f"ind.{prefix}.{name}"
+        try:
+            with open(path, "rb") as fh:
+                _PlanetoidUnpickler(fh, encoding="latin1").load()
+        except Exception as exc:  # a damaged pickle raises EOFError, UnpicklingError, ValueError, TypeError, ...
+            what = "is truncated" if isinstance(exc, EOFError) else f"is not a Planetoid pickle: {type(exc).__name__}: {str(exc)[:200]}"
+            raise DataError(f"{path} {what}; copy it again from the original dataset") from None
+    if problem := _text_table_problem(raw / f"ind.{prefix}.test.index", integer=True, sep=None):
+        raise DataError(problem + "; ind.*.test.index holds one node index per line")
+
+
+def _text_table_problem(path: Path, integer: bool, sep: str | None, columns: int | None = None) -> str | None:
+    """The first bad field of a numeric text table as ``'<file> line L, column C: ...'``, or ``None``.
+
+    PyG's text reader reports only Python's conversion error, without the file or the line.
+    """
+    convert = int if integer else float
+    kind = "an integer" if integer else "a number"
+    try:
+        lines = path.read_text().split("\n")
+    except UnicodeDecodeError:
+        return f"{path}: not a text file"
+    if lines and lines[-1] == "":
+        lines = lines[:-1]  # PyG drops the text after the last newline
+    width = columns
+    for number, line in enumerate(lines, start=1):
+        fields = line.split(sep)
+        if width is not None and len(fields) != width:
+            return f"{path} line {number}: {len(fields)} value{'s' if len(fields) != 1 else ''}, expected {width}"
+        width = len(fields)
+        for column, field in enumerate(fields, start=1):
+            try:
+                convert(field)
+            except ValueError:
+                return f"{path} line {number}, column {column}: {short_repr(field.strip(), 40)} is not {kind}"
+    if not lines:
+        return f"{path}: the file is empty"
+    return None
+
+
 def load_planetoid(cfg: PlanetoidConfig, ctx: BuildContext | None = None) -> NodeGraphSource:
     from torch_geometric.io import read_planetoid_data
 
     root = _expand(cfg.root)
     raw = root if (root / f"ind.{cfg.dataset.lower()}.x").exists() else root / cfg.dataset / "raw"
-    if not (raw / f"ind.{cfg.dataset.lower()}.x").exists():
+    if not raw.is_dir() or not any(raw.glob(f"ind.{cfg.dataset.lower()}.*")):
         raise DataError(f"data.root: no Planetoid raw files ind.{cfg.dataset.lower()}.* in {raw}; point root at the folder holding {cfg.dataset}/raw")
-    data = read_planetoid_data(str(raw), cfg.dataset.lower())
+    _check_planetoid_files(raw, cfg.dataset.lower())
+    try:
+        data = read_planetoid_data(str(raw), cfg.dataset.lower())
+    except Exception as exc:  # each file reads alone (checked above) but they do not fit together
+        raise DataError(
+            f"data.root: the Planetoid files ind.{cfg.dataset.lower()}.* in {raw} do not fit together ({type(exc).__name__}: {str(exc)[:200]}); "
+            "they must all come from one copy of the dataset"
+        ) from None
+    print(f"graph.planetoid: loaded {cfg.dataset} from {raw}: {data.num_nodes} nodes, {data.edge_index.shape[1]} directed edges, {data.x.shape[1]} features")
     x = data.x.float()
     if cfg.normalize_features:
         x = x / x.sum(dim=1, keepdim=True).clamp(min=1)
@@ -112,6 +191,29 @@ class TUConfig(ComponentConfig):
     self_loops: bool = False
 
 
+TU_INTEGER_FILES = ("A", "graph_indicator", "graph_labels", "node_labels", "edge_labels")
+TU_FLOAT_FILES = ("node_attributes", "edge_attributes", "graph_attributes")
+
+
+def _tu_problem(raw: Path, prefix: str) -> str | None:
+    """The first malformed line of a TU raw folder, as ``'<file> line L, column C: ...'``, or ``None``."""
+    for name in (*TU_INTEGER_FILES, *TU_FLOAT_FILES):
+        path = raw / f"{prefix}_{name}.txt"
+        if path.is_file():
+            problem = _text_table_problem(path, integer=name in TU_INTEGER_FILES, sep=",", columns=2 if name == "A" else None)
+            if problem:
+                return problem
+    rows = {name: _count_lines(raw / f"{prefix}_{name}.txt") for name in (*TU_INTEGER_FILES, *TU_FLOAT_FILES)}
+    for name, per in (("edge_labels", "A"), ("edge_attributes", "A"), ("node_labels", "graph_indicator"), ("node_attributes", "graph_indicator")):
+        if rows[name] is not None and rows[name] != rows[per]:
+            return f"{raw / f'{prefix}_{name}.txt'}: {rows[name]} lines but {prefix}_{per}.txt has {rows[per]}; one line per {'edge' if per == 'A' else 'node'} is needed (is a file cut short?)"
+    return None
+
+
+def _count_lines(path: Path) -> int | None:
+    return len(path.read_text().split("\n")[:-1]) if path.is_file() else None
+
+
 def load_tu(cfg: TUConfig, ctx: BuildContext | None = None) -> GraphSetSource:
     from torch_geometric.io import read_tu_data
 
@@ -119,7 +221,22 @@ def load_tu(cfg: TUConfig, ctx: BuildContext | None = None) -> GraphSetSource:
     raw = root if (root / f"{cfg.dataset}_A.txt").exists() else root / cfg.dataset / "raw"
     if not (raw / f"{cfg.dataset}_A.txt").exists():
         raise DataError(f"data.root: no TU raw files {cfg.dataset}_A.txt in {raw}; point root at the folder holding {cfg.dataset}/raw")
-    data, slices, sizes = read_tu_data(str(raw), cfg.dataset)
+    missing = [f"{cfg.dataset}_{n}.txt" for n in ("graph_indicator", "graph_labels") if not (raw / f"{cfg.dataset}_{n}.txt").is_file()]
+    if missing:
+        raise DataError(f"data.root: {raw} lacks {', '.join(missing)}; a TU folder needs _A, _graph_indicator and _graph_labels files")
+    try:
+        data, slices, sizes = read_tu_data(str(raw), cfg.dataset)
+    except Exception as exc:  # PyG's reader reports a bad value without its file or line: find them
+        problem = _tu_problem(raw, cfg.dataset)
+        if problem is None:
+            problem = f"{raw}: the TU files of {cfg.dataset} do not fit together ({type(exc).__name__}: {str(exc)[:200]})"
+        raise DataError(problem + "; TU files hold comma-separated integers (attributes: numbers), one row per line") from None
+    num_graphs, num_nodes = len(slices["x"]) - 1 if "x" in slices else 0, int(data.num_nodes or 0)
+    if data.y is None or data.y.shape[0] != num_graphs:
+        got = 0 if data.y is None else data.y.shape[0]
+        raise DataError(f"{raw / f'{cfg.dataset}_graph_labels.txt'}: {got} labels for {num_graphs} graphs (from {cfg.dataset}_graph_indicator.txt); one label per graph is needed")
+    if data.edge_index.numel() and (int(data.edge_index.min()) < 0 or int(data.edge_index.max()) >= num_nodes):
+        raise DataError(f"{raw / f'{cfg.dataset}_A.txt'}: names nodes outside 1..{num_nodes} ({cfg.dataset}_graph_indicator.txt has {num_nodes} lines)")
     num_attr = sizes["num_node_attributes"]
     x = data.x if data.x is not None else torch.ones(data.num_nodes, 1)
     if not cfg.use_node_attr and num_attr and x.shape[1] > num_attr:
@@ -135,6 +252,7 @@ def load_tu(cfg: TUConfig, ctx: BuildContext | None = None) -> GraphSetSource:
     y = data.y.long()
     if y.min() < 0:  # some TU sets label classes -1/1
         y = torch.unique(y, return_inverse=True)[1]
+    print(f"graph.tu: loaded {cfg.dataset} from {raw}: {len(graphs)} graphs, {num_nodes} nodes, {x.shape[1]} node features, {int(y.max()) + 1} classes")
     return GraphSetSource(graphs, labels={"class": y})
 
 
