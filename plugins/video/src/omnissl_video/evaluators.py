@@ -7,7 +7,8 @@ when the source has none), for every label set (moving digits: ``digit`` and ``d
     raw pixels: the clip averaged over time and area-downsampled to 8x8 per channel (the issue's
     "mean-pooled and downsampled" baseline), and a stronger one that keeps 4 frames of 8x8.
 The probes are the core's (:mod:`omnissl.evaluation.probes`): L-BFGS logistic regression with weight
-decay chosen on val, and weighted cosine kNN (k = 20, T = 0.07).
+decay chosen on val, and weighted cosine kNN (k = 20, T = 0.07), both on features standardised with the
+train split's mean and standard deviation.
 """
 
 from __future__ import annotations
@@ -60,6 +61,12 @@ def encode_clips(encoder, source, batch_size: int = 64) -> Tensor:
     return torch.cat(out)
 
 
+def standardize(features: Tensor, train: Tensor) -> Tensor:
+    """Zero mean, unit variance per feature with the train rows' statistics: ``(N, D)`` -> ``(N, D)``."""
+    mean, std = features[train].mean(dim=0), features[train].std(dim=0).clamp_min(1e-6)
+    return (features - mean) / std
+
+
 class VideoProbe:
     """Callable evaluator: ``probe(run) -> EvalResult`` named ``video_probe``.
 
@@ -89,6 +96,10 @@ class VideoProbe:
         reps = self.representations(run)
         n = next(iter(reps.values())).shape[0]
         splits = resolve_splits(data, n, run.seed, run.device)
+        # every representation is standardised with train statistics before both probes: MAE's linear probe
+        # puts an affine-free BatchNorm before the classifier, and mean-pooled ViT tokens share a large
+        # constant component that would otherwise dominate the kNN probe's cosine similarity
+        reps = {name: standardize(feats, splits["train"]) for name, feats in reps.items()}
         metrics: dict[str, float] = {}
         rows = []
         for rep, feats in reps.items():
