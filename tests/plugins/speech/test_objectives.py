@@ -3,6 +3,7 @@
 import pytest
 import torch
 
+from omnissl.checkpoint import save_atomic
 from omnissl.interfaces import Progress
 from omnissl.specs import BuildContext
 from omnissl_speech import encoders, views
@@ -39,7 +40,7 @@ def test_hubert_recluster_switches_to_the_models_own_layer(tiny_source):
     batch = tiny_source.gather(torch.arange(4))
     before = objective.targets(batch, batch.padding_mask)
     feature_centroids = objective.centroids.clone()
-    assert feature_centroids.shape == (4, 20)  # 20 MFCCs per frame in iteration 1
+    assert feature_centroids.shape == (4, 39)  # 13 MFCCs + deltas + delta-deltas per frame in iteration 1
     objective.after_step(Progress(step=1, total_steps=10))
     assert int(objective.iteration) == 2
     for (name, a), b in zip(encoder.state_dict().items(), objective.target_encoder.state_dict().values()):
@@ -58,7 +59,7 @@ def test_hubert_iteration_two_from_a_run_checkpoint(tiny_source, tmp_path):
         for p in first.parameters():
             p.add_(0.5)
     path = tmp_path / "last.pt"
-    torch.save({"model": {f"tasks.vowels.encoder.{k}": v for k, v in first.state_dict().items()}}, path)
+    save_atomic({"step": 10, "config": {}, "model": {f"tasks.vowels.encoder.{k}": v for k, v in first.state_dict().items()}}, path)
     cfg = hubert.HuBERTConfig(num_clusters=3, target="checkpoint", target_checkpoint=str(path), max_frames=1000, kmeans_iters=3, final_dim=8)
     student = _encoder(tiny_source)
     objective = hubert.HuBERTObjective.build(cfg, BuildContext(data=tiny_source, encoder=student))

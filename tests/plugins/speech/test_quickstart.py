@@ -19,7 +19,7 @@ def test_quickstart_runs(tmp_path):
     result = run_config(
         Path(__file__).resolve().parents[3] / "configs" / "speech" / "synthetic_tera.yaml",
         overrides=[
-            "engine.steps=2", "engine.batch_size=8", f"logging.out_dir={tmp_path}", "logging.progress=false",
+            "engine.steps=2", "engine.schedule.warmup_steps=1", "engine.batch_size=8", f"logging.out_dir={tmp_path}", "logging.progress=false",
             "tasks[0].data.num_utterances=24", "tasks[0].eval[0].epochs=2",
         ],
     )

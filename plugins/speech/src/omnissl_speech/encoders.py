@@ -1,8 +1,9 @@
 """Speech encoders: a transformer over feature frames (TERA) and a wav2vec 2.0 style waveform encoder.
 
 Both are a *stem* that turns a :class:`SpeechBatch` into local frame vectors ``z`` with a frame padding
-mask, followed by the core :class:`omnissl.nn.TransformerTrunk` (the *context network*). Masked
-prediction objectives (wav2vec 2.0, HuBERT, w2v-BERT) call the two halves separately::
+mask, followed by the core :class:`omnissl.nn.TransformerTrunk` or a padding-exact conformer
+(:mod:`omnissl_speech.conformer`, ``block: conformer``) as the *context network*. Masked prediction
+objectives (wav2vec 2.0, HuBERT, w2v-BERT) call the two halves separately::
 
     z, padding = encoder.local_features(batch)               # (B, T, D), (B, T)
     out = encoder.contextualise(z, padding, mask=mask, mask_embedding=objective.mask_embedding)
@@ -15,6 +16,7 @@ same embedding as encoding it alone (``tests/plugins/speech/test_padding.py``).
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Literal
 
 import torch
@@ -27,21 +29,71 @@ from omnissl.interfaces import Encoded, Encoder
 from omnissl.nn import TransformerTrunk, TrunkConfig, masked_mean, sincos_positions
 from omnissl.specs import BuildContext, ComponentConfig
 from omnissl_speech.batch import SpeechBatch
+from omnissl_speech.conformer import ConformerTrunk
+
+
+@dataclass
+class StemOutput:
+    """What an encoder's stem produces, with fairseq ``Wav2Vec2Model.forward``'s names in brackets.
+
+    Attributes:
+        z: ``(B, T, D)`` local features after the projection, zero at padding (``features`` after
+            ``post_extract_proj``): what masking replaces and the context network reads.
+        padding_mask: ``(B, T)`` bool, ``True`` at padding.
+        unprojected: ``(B, T, C)`` the stem's features before the projection, zero at padding
+            (``unmasked_features``: after the feature layer norm): what wav2vec 2.0's quantizer reads.
+        penalty: scalar, the mean squared output of the convolutional feature encoder over valid frames
+            (``features_pen``, weighted 10 in fairseq's base configs); zero for stems without one.
+    """
+
+    z: Tensor
+    padding_mask: Tensor
+    unprojected: Tensor
+    penalty: Tensor
+
+
+class ContextNetworkConfig(ComponentConfig):
+    """The context network's block type, shared by the speech encoders' configs.
+
+    Attributes:
+        block: ``"transformer"`` (the core pre-norm trunk, wav2vec 2.0 / HuBERT / TERA) or ``"conformer"``
+            (torchaudio's conformer block made padding-exact, w2v-BERT's context network) (default
+            ``"transformer"``).
+        conv_kernel: the conformer's depthwise convolution kernel, odd (default 15: 150 ms at 10 ms frames;
+            the Conformer paper's 32 frames of 40 ms cover 1.3 s, longer than most FSDD clips).
+    """
+
+    block: Literal["transformer", "conformer"] = "transformer"
+    conv_kernel: int = Field(15, ge=1)
+
+
+def context_network(cfg) -> nn.Module:
+    """The core :class:`TransformerTrunk` or a :class:`ConformerTrunk`, from an encoder config."""
+    if cfg.block == "conformer":
+        if cfg.conv_kernel % 2 == 0:
+            raise ConfigError([f"encoder.conv_kernel: {cfg.conv_kernel} must be odd (the conformer's 'same' depthwise convolution)"])
+        return ConformerTrunk(cfg.dim, cfg.depth, cfg.heads, cfg.mlp_ratio, cfg.conv_kernel, cfg.dropout)
+    return TransformerTrunk(TrunkConfig(dim=cfg.dim, depth=cfg.depth, heads=cfg.heads, mlp_ratio=cfg.mlp_ratio, dropout=cfg.dropout))
 
 
 class SpeechEncoder(Encoder):
     """Shared context network: optional masking, positions, input norm, the core trunk, masked-mean pooling."""
 
-    def __init__(self, trunk: TransformerTrunk):
+    def __init__(self, trunk: nn.Module):
         super().__init__()
         self.trunk = trunk
         self.dim = trunk.dim
         self.output_dim = trunk.dim
         self.input_norm = nn.LayerNorm(trunk.dim)
 
-    def local_features(self, batch: SpeechBatch) -> tuple[Tensor, Tensor]:  # pragma: no cover - interface
-        """``(z (B, T, D), padding_mask (B, T))``: the stem's frame vectors, zero at padding."""
+    def stem(self, batch: SpeechBatch) -> StemOutput:  # pragma: no cover - interface
+        """The stem's frame vectors before and after the projection (:class:`StemOutput`)."""
         raise NotImplementedError
+
+    def local_features(self, batch: SpeechBatch) -> tuple[Tensor, Tensor]:
+        """``(z (B, T, D), padding_mask (B, T))``: the stem's projected frame vectors, zero at padding."""
+        out = self.stem(batch)
+        return out.z, out.padding_mask
 
     def positions(self, x: Tensor, padding_mask: Tensor) -> Tensor:  # pragma: no cover - interface
         raise NotImplementedError
@@ -81,7 +133,7 @@ class SpeechEncoder(Encoder):
 
 
 # ------------------------------------------------------------------------------------ frame transformer
-class FrameTransformerConfig(ComponentConfig):
+class FrameTransformerConfig(ContextNetworkConfig):
     """TERA-style transformer over feature frames (Liu et al. 2021, section 3.1).
 
     Attributes:
@@ -90,6 +142,7 @@ class FrameTransformerConfig(ComponentConfig):
         positions: ``"sincos"`` (TERA's fixed sinusoids) or ``"learned"`` (default ``"sincos"``).
         max_frames: table size for learned positions (default 2048).
         trunk: ``"@shared.<name>"`` to use a shared trunk from the run's ``shared:`` block (default ``None``).
+        block, conv_kernel: transformer or conformer blocks (:class:`ContextNetworkConfig`).
     """
 
     dim: int = Field(128, gt=0)
@@ -110,10 +163,9 @@ class FrameTransformerEncoder(SpeechEncoder):
     """
 
     def __init__(self, feature_dim: int, cfg: FrameTransformerConfig, trunk: TransformerTrunk | None = None):
-        trunk = trunk or TransformerTrunk(TrunkConfig(dim=cfg.dim, depth=cfg.depth, heads=cfg.heads, mlp_ratio=cfg.mlp_ratio, dropout=cfg.dropout))
-        super().__init__(trunk)
+        super().__init__(trunk or context_network(cfg))
         self.cfg = cfg
-        self.feature_dim = feature_dim
+        self.feature_dim = self.stem_dim = feature_dim
         self.project = nn.Linear(feature_dim, self.dim)
         if cfg.positions == "learned":
             self.position_table = nn.Parameter(torch.randn(cfg.max_frames, self.dim) * 0.02)
@@ -128,11 +180,13 @@ class FrameTransformerEncoder(SpeechEncoder):
             return sincos_positions(length, self.dim, device=x.device).to(x.dtype)
         return self.position_table[:length].to(x.dtype)
 
-    def local_features(self, batch: SpeechBatch) -> tuple[Tensor, Tensor]:
+    def stem(self, batch: SpeechBatch) -> StemOutput:
         if batch.features.shape[-1] != self.feature_dim:
             raise ValueError(f"batch has {batch.features.shape[-1]} feature bins but the encoder was built for {self.feature_dim}")
-        z = self.project(batch.features).masked_fill(batch.padding_mask.unsqueeze(-1), 0.0)
-        return z, batch.padding_mask
+        pad = batch.padding_mask.unsqueeze(-1)
+        frames = batch.features.masked_fill(pad, 0.0)
+        z = self.project(frames).masked_fill(pad, 0.0)
+        return StemOutput(z=z, padding_mask=batch.padding_mask, unprojected=frames, penalty=frames.new_zeros(()))
 
     def frame_padding_mask(self, batch: SpeechBatch) -> Tensor:
         return batch.padding_mask
@@ -149,7 +203,7 @@ def frame_transformer(cfg: FrameTransformerConfig, ctx: BuildContext) -> FrameTr
 
 
 # ---------------------------------------------------------------------------------------- wav2vec 2.0
-class Wav2Vec2Config(ComponentConfig):
+class Wav2Vec2Config(ContextNetworkConfig):
     """wav2vec 2.0 style encoder (Baevski et al. 2020): convolutional waveform feature encoder, then the trunk.
 
     Attributes:
@@ -160,6 +214,10 @@ class Wav2Vec2Config(ComponentConfig):
         dim, depth, heads, mlp_ratio, dropout: the core trunk (defaults 128, 3, 4, 4.0, 0.1).
         pos_conv_kernel, pos_conv_groups: convolutional relative positions (defaults 16 and 4; 128 and 16
             in the paper at 50 frames/s).
+        feature_grad_mult: scale of the gradient that reaches the convolutional feature encoder (default
+            0.1, fairseq's ``feature_grad_mult`` in the wav2vec 2.0 and HuBERT base configs; 1.0 trains it
+            at the full rate).
+        block, conv_kernel: transformer or conformer blocks (:class:`ContextNetworkConfig`).
     """
 
     conv_layers: list[tuple[int, int, int]] = [(64, 10, 5), (64, 3, 2), (64, 3, 2), (64, 3, 2), (64, 2, 2)]
@@ -171,6 +229,7 @@ class Wav2Vec2Config(ComponentConfig):
     dropout: float = Field(0.1, ge=0, lt=1)
     pos_conv_kernel: int = Field(16, gt=1)
     pos_conv_groups: int = Field(4, gt=0)
+    feature_grad_mult: float = Field(0.1, ge=0, le=1)
 
 
 class Wav2Vec2Encoder(SpeechEncoder):
@@ -185,12 +244,12 @@ class Wav2Vec2Encoder(SpeechEncoder):
     """
 
     def __init__(self, cfg: Wav2Vec2Config):
-        super().__init__(TransformerTrunk(TrunkConfig(dim=cfg.dim, depth=cfg.depth, heads=cfg.heads, mlp_ratio=cfg.mlp_ratio, dropout=cfg.dropout)))
+        super().__init__(context_network(cfg))
         if cfg.dim % cfg.pos_conv_groups:
             raise ConfigError([f"encoder.pos_conv_groups: {cfg.pos_conv_groups} must divide encoder.dim={cfg.dim}"])
         self.cfg = cfg
         self.feature_extractor = _get_feature_extractor("layer_norm", [tuple(x) for x in cfg.conv_layers], cfg.conv_bias)
-        channels = cfg.conv_layers[-1][0]
+        channels = self.stem_dim = cfg.conv_layers[-1][0]
         self.project = nn.Sequential(nn.LayerNorm(channels), nn.Linear(channels, self.dim))
         self.pos_conv = ConvolutionalPositionalEmbedding(self.dim, cfg.pos_conv_kernel, cfg.pos_conv_groups)
 
@@ -212,12 +271,22 @@ class Wav2Vec2Encoder(SpeechEncoder):
         total = self.frame_lengths(int(wave.shape[1]))
         return torch.arange(total, device=wave.device)[None, :] >= frames[:, None]
 
-    def local_features(self, batch: SpeechBatch) -> tuple[Tensor, Tensor]:
+    def stem(self, batch: SpeechBatch) -> StemOutput:
+        """fairseq ``Wav2Vec2Model.forward`` up to masking: conv features, penalty, layer norm, projection."""
         wave, lengths = self._waveform(batch)
         x, frames = self.feature_extractor(wave, lengths)
+        g = self.cfg.feature_grad_mult
+        if g != 1.0:  # fairseq's GradMultiply: the same values, the gradient scaled by g
+            x = x * g + x.detach() * (1.0 - g)
         padding_mask = torch.arange(x.shape[1], device=x.device)[None, :] >= frames[:, None]
-        z = self.project(x).masked_fill(padding_mask.unsqueeze(-1), 0.0)
-        return z, padding_mask
+        pad = padding_mask.unsqueeze(-1)
+        valid = (~pad).to(torch.float32)
+        # fairseq averages over the padded batch; valid frames only keeps the penalty padding-invariant
+        penalty = (x.float().pow(2) * valid).sum() / (valid.sum() * x.shape[-1]).clamp_min(1.0)
+        layer_norm, projection = self.project
+        unprojected = layer_norm(x).masked_fill(pad, 0.0)
+        z = projection(unprojected).masked_fill(pad, 0.0)
+        return StemOutput(z=z, padding_mask=padding_mask, unprojected=unprojected, penalty=penalty)
 
     def positions(self, x: Tensor, padding_mask: Tensor) -> Tensor:
         # x is zero at padding, so the convolution sees the same zeros a lone utterance's border padding gives

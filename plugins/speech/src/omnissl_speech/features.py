@@ -1,5 +1,8 @@
 """Frame features from waveforms with torchaudio: log-mel, Kaldi-compatible fbank and MFCC.
 
+:func:`mfcc_deltas` gives HuBERT's first-iteration clustering features (39-d MFCC + delta + delta-delta) for
+a padded batch in one call.
+
 Features are computed per utterance on its own samples (never on a padded batch), so no frame can see
 padding. Normalisation is per utterance (each mel bin zero mean, unit variance over the utterance's
 frames, TERA's CMVN) or global (statistics over every frame of the corpus, applied with
@@ -101,3 +104,45 @@ def mfcc_from_log_mel(log_mel: Tensor, n_mfcc: int = 20) -> Tensor:
     """
     dct = torchaudio.functional.create_dct(n_mfcc, log_mel.shape[-1], norm="ortho").to(log_mel)
     return log_mel @ dct
+
+
+def _replicate_past_end(x: Tensor, lengths: Tensor) -> Tensor:
+    """Overwrite each utterance's frames past its length with its last valid frame: ``(B, T, F) -> (B, T, F)``."""
+    t = torch.arange(x.shape[1], device=x.device)[None, :]
+    index = torch.minimum(t, (lengths[:, None] - 1).clamp_min(0))
+    return torch.gather(x, 1, index.unsqueeze(-1).expand(-1, -1, x.shape[-1]))
+
+
+def mfcc_deltas(waveform: Tensor, lengths: Tensor, sample_rate: int) -> tuple[Tensor, Tensor]:
+    """HuBERT's iteration-1 features: 13 Kaldi MFCCs + delta + delta-delta per 10 ms frame (39-d).
+
+    Reference: fairseq ``examples/hubert/simple_kmeans/dump_mfcc_feature.py``:
+    ``torchaudio.compliance.kaldi.mfcc(waveform, sample_frequency=sr, use_energy=False)`` (25 ms windows,
+    10 ms shift, ``snip_edges``), then ``torchaudio.functional.compute_deltas`` twice, concatenated.
+
+    torchaudio's Kaldi MFCC takes one utterance. Every Kaldi frame depends only on its own samples (DC
+    removal, pre-emphasis and windowing are per frame), so the batch is laid end to end, each row padded to
+    a whole number of 10 ms hops, and computed in one call; frame ``t`` of row ``b`` is frame
+    ``b * S / hop + t`` of that signal, and frames that would cross into the next row are never valid.
+    ``compute_deltas`` pads by replicating the last frame, so frames past each utterance's end are replaced
+    by its last valid frame before each delta: the valid frames then equal those of the utterance alone.
+
+    Shapes:
+        ``waveform (B, S)``, ``lengths (B,)`` valid samples -> ``features (B, T, 39)``,
+        ``padding_mask (B, T)`` (``True`` past ``1 + (length - win) // hop`` frames).
+    """
+    win, hop = int(round(0.025 * sample_rate)), int(round(0.010 * sample_rate))
+    batch, samples = waveform.shape
+    hops_per_row = max(-(-samples // hop), -(-win // hop))
+    rows = torch.nn.functional.pad(waveform.float(), (0, hops_per_row * hop - samples))
+    mfcc = torchaudio.compliance.kaldi.mfcc(rows.reshape(1, -1), sample_frequency=sample_rate, use_energy=False)
+    frames = 1 + (hops_per_row * hop - win) // hop
+    index = torch.arange(batch, device=mfcc.device)[:, None] * hops_per_row + torch.arange(frames, device=mfcc.device)[None, :]
+    mfcc = mfcc[index]  # (B, T, 13)
+    valid = torch.where(lengths >= win, 1 + (lengths - win).div(hop, rounding_mode="floor"), torch.zeros_like(lengths))
+    mfcc = _replicate_past_end(mfcc, valid)
+    delta = _replicate_past_end(torchaudio.functional.compute_deltas(mfcc.transpose(1, 2)).transpose(1, 2), valid)
+    delta2 = torchaudio.functional.compute_deltas(delta.transpose(1, 2)).transpose(1, 2)
+    padding_mask = torch.arange(frames, device=mfcc.device)[None, :] >= valid[:, None]
+    features = torch.cat([mfcc, delta, delta2], dim=-1).masked_fill(padding_mask.unsqueeze(-1), 0.0)
+    return features, padding_mask

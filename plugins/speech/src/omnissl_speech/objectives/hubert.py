@@ -1,12 +1,14 @@
 """HuBERT: predict k-means cluster ids of masked frames (Hsu et al., IEEE/ACM TASLP 2021).
 
 Reference: fairseq ``HubertModel`` (``compute_nce``: cosine similarity between projected context outputs
-and learned cluster embeddings, temperature 0.1, loss on masked frames only) and the paper's two
-iterations: targets from k-means on input features, then on an intermediate layer of the first model.
+and learned cluster embeddings, temperature 0.1, loss on masked frames only; ``features_pen`` weighted 10,
+``loss_weights: [10]`` in the base config) and the paper's two iterations: targets from k-means on 39-d
+MFCC + delta + delta-delta frames, then on an intermediate layer of the first model.
 
 How targets are made (``target``):
-    ``"features"`` — iteration 1: k-means on the data source's frames (``mfcc: true`` clusters their
-    DCT, the paper's MFCC targets), fitted once when the objective is built.
+    ``"features"`` — iteration 1: k-means on 39-d MFCC + delta + delta-delta frames of the waveforms
+    (``mfcc: true``, :func:`omnissl_speech.features.mfcc_deltas`, as fairseq's ``dump_mfcc_feature.py``)
+    or on the data source's own frames (``mfcc: false``), fitted once when the objective is built.
     ``"checkpoint"`` — iteration 2: load the encoder from ``target_checkpoint`` (a run's ``last.pt``)
     into a frozen copy, k-means its layer ``target_layer`` frames, predict those ids.
     ``recluster_step: N`` — iteration 2 in the same run: at step ``N`` the current encoder is frozen
@@ -28,7 +30,7 @@ from omnissl.errors import ConfigError
 from omnissl.interfaces import Objective, ObjectiveOutput, Progress, Views
 from omnissl.specs import BuildContext, ComponentConfig
 from omnissl_speech.clustering import assign, collect_frames, kmeans, load_encoder_weights, resample_targets
-from omnissl_speech.features import mfcc_from_log_mel
+from omnissl_speech.features import mfcc_deltas
 
 
 class HuBERTConfig(ComponentConfig):
@@ -37,13 +39,16 @@ class HuBERTConfig(ComponentConfig):
     Attributes:
         num_clusters: k-means ``K`` (default 100, iteration 1 of the paper; 500 in iteration 2).
         target: ``"features"`` or ``"checkpoint"`` (default ``"features"``; see the module docstring).
-        mfcc: cluster 20 MFCCs (DCT of the log-mel frames) instead of the frames themselves (default True).
+        mfcc: cluster 39-d Kaldi MFCC + delta + delta-delta of the waveforms, the paper's iteration-1
+            features (default True; needs ``data.keep_waveform: true``); ``false`` clusters the source's frames.
         target_checkpoint: run checkpoint whose encoder gives iteration-2 targets (``target: checkpoint``).
         target_task: the task of that checkpoint (default ``None``: its only task).
         target_layer: 1-based block whose output is clustered (default 2; the paper uses layer 6 of 12).
         recluster_step: re-cluster the current model's ``target_layer`` at this step (default ``None``).
         final_dim: projection width (default 64). temperature: cosine logit temperature (default 0.1).
         max_frames: frames sampled for k-means (default 50000). kmeans_iters: Lloyd iterations (default 25).
+        feature_penalty: weight of the stem's feature L2 penalty (default 10, fairseq's ``loss_weights``;
+            zero-valued for stems without a convolutional feature encoder).
     """
 
     num_clusters: int = Field(100, ge=2)
@@ -57,6 +62,7 @@ class HuBERTConfig(ComponentConfig):
     temperature: float = Field(0.1, gt=0)
     max_frames: int = Field(50_000, ge=1)
     kmeans_iters: int = Field(25, ge=1)
+    feature_penalty: float = Field(10.0, ge=0)
 
 
 class HuBERTObjective(Objective):
@@ -72,9 +78,13 @@ class HuBERTObjective(Objective):
         dim = encoder.output_dim
         self.mask_embedding = nn.Parameter(torch.empty(dim).uniform_())
         self.final_proj = nn.Linear(dim, cfg.final_dim)
-        self.cluster_embeddings = nn.Parameter(torch.randn(cfg.num_clusters, cfg.final_dim) * 0.02)
+        self.cluster_embeddings = nn.Parameter(torch.empty(cfg.num_clusters, cfg.final_dim).uniform_())  # fairseq label_embs_concat
         # plain references (not submodules): they belong to the task and the engine
         self._student, self._source = [encoder], source
+        if cfg.mfcc and cfg.target == "features" and source is not None and getattr(source, "has_waveform", True) is False:
+            raise ConfigError(["objective.mfcc: HuBERT's MFCC targets are computed from waveforms but the data source has none; "
+                               "set data.keep_waveform: true (or objective.mfcc: false to cluster the source's frames)"])
+        self.sample_rate = getattr(source, "sample_rate", 16000)
         self.target_encoder = None
         if cfg.target == "checkpoint" or cfg.recluster_step is not None:
             self.target_encoder = copy.deepcopy(encoder).requires_grad_(False).eval()
@@ -101,13 +111,18 @@ class HuBERTObjective(Objective):
         return self.feature_centroids if self.current_iteration == 1 else self.layer_centroids
 
     # ------------------------------------------------------------------------------------ targets
-    def _feature_view(self, features: Tensor) -> Tensor:
-        return mfcc_from_log_mel(features) if self.cfg.mfcc else features
+    def _target_features(self, batch) -> tuple[Tensor, Tensor]:
+        """Iteration-1 clustering frames ``(B, T, F)`` and their padding mask ``(B, T)``."""
+        if not self.cfg.mfcc:
+            return batch.features, batch.padding_mask
+        if batch.waveform is None:
+            raise ValueError("speech.hubert with mfcc: true needs waveforms in the batch; set data.keep_waveform: true")
+        return mfcc_deltas(batch.waveform, batch.waveform_lengths, self.sample_rate)
 
     def _fit_feature_centroids(self) -> Tensor:
         if self._source is None:
             raise ValueError("speech.hubert builds its iteration-1 targets from the task's data source; none was given")
-        frames = collect_frames(self._source, lambda b: (self._feature_view(b.features), b.padding_mask), self.cfg.max_frames, seed=self.seed)
+        frames = collect_frames(self._source, self._target_features, self.cfg.max_frames, seed=self.seed)
         return kmeans(frames, self.cfg.num_clusters, self.cfg.kmeans_iters, self.seed)
 
     def _layer_frames(self, encoder, batch) -> tuple[Tensor, Tensor]:
@@ -127,8 +142,8 @@ class HuBERTObjective(Objective):
     def targets(self, batch, frame_padding: Tensor) -> Tensor:
         """Cluster ids ``(B, T')`` on the encoder's frame grid."""
         if self.current_iteration == 1:
-            ids = assign(self._feature_view(batch.features), self.centroids)
-            return resample_targets(ids, batch.padding_mask, frame_padding)
+            features, padding = self._target_features(batch)
+            return resample_targets(assign(features, self.centroids), padding, frame_padding)
         self.target_encoder.eval()
         frames, _ = self._layer_frames(self.target_encoder, batch)
         return assign(frames, self.centroids)
@@ -145,7 +160,8 @@ class HuBERTObjective(Objective):
     # ------------------------------------------------------------------------------------- the loss
     def forward(self, encoder, views: Views) -> ObjectiveOutput:
         batch, mask = views.inputs[0], views.info["mask"]
-        z, padding = encoder.local_features(batch)
+        stem = encoder.stem(batch)
+        z, padding = stem.z, stem.padding_mask
         if mask.shape != padding.shape:
             raise ValueError(f"span mask {tuple(mask.shape)} does not match the encoder's frames {tuple(padding.shape)}")
         target = self.targets(views.original if views.original is not None else batch, padding)
@@ -154,9 +170,13 @@ class HuBERTObjective(Objective):
         logits = pred @ F.normalize(self.cluster_embeddings.float(), dim=-1).T / self.cfg.temperature
         nll = F.cross_entropy(logits.transpose(1, 2), target, reduction="none")
         weight = mask.float()
-        loss = (nll * weight).sum() / weight.sum().clamp_min(1.0)
+        masked_ce = (nll * weight).sum() / weight.sum().clamp_min(1.0)
         accuracy = ((logits.argmax(-1) == target).float() * weight).sum() / weight.sum().clamp_min(1.0)
-        return ObjectiveOutput(loss=loss, logs={"masked_ce": loss.detach(), "masked_accuracy": accuracy.detach(), "iteration": self.iteration.float()})
+        loss = masked_ce + self.cfg.feature_penalty * stem.penalty
+        return ObjectiveOutput(loss=loss, logs={
+            "masked_ce": masked_ce.detach(), "masked_accuracy": accuracy.detach(), "feature_penalty": stem.penalty.detach(),
+            "iteration": self.iteration.float(),
+        })
 
     def after_step(self, progress: Progress) -> None:
         if self.cfg.recluster_step is not None and progress.step == self.cfg.recluster_step:

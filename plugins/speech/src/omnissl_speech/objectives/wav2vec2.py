@@ -1,10 +1,19 @@
 """wav2vec 2.0: identify the quantized latent of each masked frame among distractors (Baevski et al. 2020).
 
-Reference: fairseq ``Wav2Vec2Model`` (``sample_negatives``, ``compute_preds``) and
-``Wav2vecCriterion``: ``L = L_m + alpha * L_d`` with the contrastive loss ``L_m`` over masked frames
-(cosine similarity, temperature 0.1, distractors from other masked frames of the same utterance, a
-distractor equal to the positive is ignored) and the diversity loss ``L_d`` (``alpha = 0.1``).
-Pair with ``speech.span_masking`` views.
+Reference: fairseq ``Wav2Vec2Model`` (``forward``, ``sample_negatives``, ``compute_preds``) and
+``Wav2vecCriterion``: ``L = L_m + alpha * L_d + lambda * L_f``, each term a mean over masked frames:
+
+- ``L_m``: the contrastive loss (cosine similarity, temperature 0.1, distractors drawn from the other
+  masked frames of the same utterance, a distractor equal to the positive is ignored);
+- ``L_d``: the diversity loss ``(G V - perplexity) / (G V)`` of the quantizer over the masked frames it
+  quantized (fairseq quantizes ``unmasked_features[mask_indices]`` only), ``alpha = 0.1``;
+- ``L_f``: the feature penalty, the mean squared output of the convolutional feature encoder
+  (``features_pen``), ``lambda = 10`` (``loss_weights: [0.1, 10]`` in the base config).
+
+What the quantizer reads, as fairseq: the feature encoder's output after its layer norm and *before* the
+projection to the model width (``unmasked_features``), with dropout ``dropout_features`` (0.1); the
+masked, projected features go to the context network. Gradients reaching the convolutions are scaled by
+the encoder's ``feature_grad_mult`` (0.1). Pair with ``speech.span_masking`` views.
 """
 
 from __future__ import annotations
@@ -14,6 +23,7 @@ import torch.nn.functional as F
 from pydantic import Field
 from torch import Tensor, nn
 
+from omnissl.errors import ConfigError
 from omnissl.interfaces import Objective, ObjectiveOutput, Progress, Views
 from omnissl.specs import BuildContext, ComponentConfig
 from omnissl_speech.quantizers import GumbelProductQuantizer
@@ -30,6 +40,8 @@ class Wav2Vec2ContrastiveConfig(ComponentConfig):
         final_dim: width both sides are projected to before the similarity (default 128).
         tau_start, tau_end, tau_decay: Gumbel temperature ``max(tau_start * tau_decay**step, tau_end)``
             (defaults 2.0, 0.5, 0.999995 per update as in the paper; use a faster decay for short runs).
+        feature_penalty: ``lambda``, weight of the feature L2 penalty (default 10, fairseq's base config).
+        dropout_features: dropout on the quantizer's input (default 0.1, fairseq's ``dropout_features``).
     """
 
     num_negatives: int = Field(100, ge=1)
@@ -42,6 +54,8 @@ class Wav2Vec2ContrastiveConfig(ComponentConfig):
     tau_start: float = Field(2.0, gt=0)
     tau_end: float = Field(0.5, gt=0)
     tau_decay: float = Field(0.999995, gt=0, le=1)
+    feature_penalty: float = Field(10.0, ge=0)
+    dropout_features: float = Field(0.1, ge=0, lt=1)
 
 
 def sample_distractors(mask: Tensor, num: int) -> Tensor:
@@ -86,37 +100,35 @@ def masked_contrastive_loss(context: Tensor, targets: Tensor, mask: Tensor, num_
 class Wav2Vec2Objective(Objective):
     """Mask encoder frames with a learned embedding, contrast context outputs with quantized latents.
 
-    The quantizer reads the *unmasked* local features (``encoder.local_features``), as in the paper.
-    Logs ``contrastive``, ``diversity``, ``perplexity`` (code usage), ``accuracy`` and ``tau``.
+    The quantizer reads the stem's unmasked features before the projection (``encoder.stem(batch)
+    .unprojected``, fairseq's ``unmasked_features``) at the masked frames. Logs ``contrastive``,
+    ``diversity``, ``feature_penalty``, ``perplexity`` (code usage), ``accuracy`` and ``tau``.
     """
 
-    def __init__(self, dim: int, cfg: Wav2Vec2ContrastiveConfig):
+    def __init__(self, dim: int, stem_dim: int, cfg: Wav2Vec2ContrastiveConfig):
         super().__init__()
         self.cfg = cfg
         self.mask_embedding = nn.Parameter(torch.empty(dim).uniform_())  # fairseq: uniform init
-        self.quantizer = GumbelProductQuantizer(dim, cfg.groups, cfg.entries, cfg.code_dim)
+        self.quantizer = GumbelProductQuantizer(stem_dim, cfg.groups, cfg.entries, cfg.code_dim)
         self.project_q = nn.Linear(cfg.code_dim, cfg.final_dim)
         self.final_proj = nn.Linear(dim, cfg.final_dim)
         self.quantizer.anneal(0, cfg.tau_start, cfg.tau_end, cfg.tau_decay)
 
-    def encode_masked(self, encoder, views: Views):
-        mask = views.info["mask"]
-        z, padding = encoder.local_features(views.inputs[0])
-        if mask.shape != padding.shape:
-            raise ValueError(f"span mask {tuple(mask.shape)} does not match the encoder's frames {tuple(padding.shape)}; build the views with the same encoder")
-        out = encoder.contextualise(z, padding, mask=mask, mask_embedding=self.mask_embedding)
-        return z, padding, mask, out
-
     def forward(self, encoder, views: Views) -> ObjectiveOutput:
-        z, padding, mask, out = self.encode_masked(encoder, views)
-        quantized = self.quantizer(z, ~padding)
+        mask = views.info["mask"]
+        stem = encoder.stem(views.inputs[0])
+        if mask.shape != stem.padding_mask.shape:
+            raise ValueError(f"span mask {tuple(mask.shape)} does not match the encoder's frames {tuple(stem.padding_mask.shape)}; build the views with the same encoder")
+        out = encoder.contextualise(stem.z, stem.padding_mask, mask=mask, mask_embedding=self.mask_embedding)
+        features = F.dropout(stem.unprojected, self.cfg.dropout_features, self.training)
+        quantized = self.quantizer(features, mask)  # code usage over the masked frames, as fairseq
         loss_m, accuracy = masked_contrastive_loss(
             self.final_proj(out.tokens), self.project_q(quantized.vectors), mask, self.cfg.num_negatives, self.cfg.temperature
         )
-        loss = loss_m + self.cfg.diversity_weight * quantized.diversity_loss
+        loss = loss_m + self.cfg.diversity_weight * quantized.diversity_loss + self.cfg.feature_penalty * stem.penalty
         return ObjectiveOutput(loss=loss, logs={
-            "contrastive": loss_m.detach(), "diversity": quantized.diversity_loss.detach(), "perplexity": quantized.perplexity,
-            "accuracy": accuracy.detach(), "tau": self.quantizer.tau.clone(),
+            "contrastive": loss_m.detach(), "diversity": quantized.diversity_loss.detach(), "feature_penalty": stem.penalty.detach(),
+            "perplexity": quantized.perplexity, "accuracy": accuracy.detach(), "tau": self.quantizer.tau.clone(),
         })
 
     def after_step(self, progress: Progress) -> None:
@@ -124,4 +136,7 @@ class Wav2Vec2Objective(Objective):
 
     @classmethod
     def build(cls, cfg: Wav2Vec2ContrastiveConfig, ctx: BuildContext) -> Wav2Vec2Objective:
-        return cls(ctx.encoder.output_dim, cfg)
+        stem_dim = getattr(ctx.encoder, "stem_dim", None)
+        if stem_dim is None or not hasattr(ctx.encoder, "stem"):
+            raise ConfigError(["objective: speech.wav2vec2 needs a speech encoder with a stem (speech.wav2vec2 or speech.frame_transformer)"])
+        return cls(ctx.encoder.output_dim, stem_dim, cfg)
