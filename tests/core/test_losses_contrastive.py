@@ -156,8 +156,15 @@ def test_mochi_bad_inputs():
         MoCHiQueueLoss()(z_a, z_b, torch.randn(8, 3))
 
 
-def amcl_reference(loss_fn, z_a, z_b):
-    """Per-head, per-anchor loop of AMCL's NT-Xent form with pair temperatures and Omega on the positive."""
+def amcl_reference(loss_fn, z_a, z_b, topk=None):
+    """Per-head, per-anchor loop of AMCL with pair temperatures and both regularisers.
+
+    ``topk=None``: the paper's eq. (2.1), NT-Xent over all negatives, ``+ beta * Omega(tau_pos)`` and
+    ``- beta * sum_k (log tau_k + 1/tau_k)`` over all negatives. ``topk=K``: the authors' code
+    (github.com/LeiWangR/cl ``amcl/losses.py`` at 755799d, ``AMCLNTXentLoss._direction``): the K negatives of
+    highest similarity, ``-s_pos / tau_pos + mean_k(s_k / tau_k) + beta * Omega(tau_pos) - beta * sum_k(log tau_k
+    + 1/tau_k)``; both directions averaged (here: every anchor of both views), heads summed.
+    """
     b, heads, d = z_a.shape
     phi, lo, hi, beta = loss_fn.temperature.phi.double(), loss_fn.temperature.tau_min, loss_fn.temperature.tau_max, loss_fn.beta
     total = 0.0
@@ -172,29 +179,62 @@ def amcl_reference(loss_fn, z_a, z_b):
             def tau(k):
                 return lo + (hi - lo) / (1 + math.e ** (f[i] @ f[k]))  # sigma(r) = iota / (1 + e^r) + eta
 
-            denom = sum(torch.exp((z[i] @ z[k]) / tau(k)) for k in range(2 * b) if k != i)
-            nll = -torch.log(torch.exp((z[i] @ z[j]) / tau(j)) / denom)
-            head_total = head_total + nll + beta * (d / 2 * torch.log(tau(j)) + 1 / tau(j))
+            negatives = [k for k in range(2 * b) if k not in (i, j)]
+            omega_pos = d / 2 * torch.log(tau(j)) + 1 / tau(j)
+            if topk is None:
+                denom = sum(torch.exp((z[i] @ z[k]) / tau(k)) for k in range(2 * b) if k != i)
+                term = -torch.log(torch.exp((z[i] @ z[j]) / tau(j)) / denom)
+            else:
+                negatives = sorted(negatives, key=lambda k: -float(z[i].detach() @ z[k].detach()))[:topk]
+                term = -(z[i] @ z[j]) / tau(j) + sum((z[i] @ z[k]) / tau(k) for k in negatives) / len(negatives)
+            omega_neg = sum(torch.log(tau(k)) + 1 / tau(k) for k in negatives)
+            head_total = head_total + term + beta * omega_pos - beta * omega_neg
         total = total + head_total / (2 * b)
     return total
 
 
-def test_amcl_matches_reference_loss_and_gradient():
+@pytest.mark.parametrize("topk", [None, 3])
+def test_amcl_matches_reference_loss_and_gradient(topk):
     torch.manual_seed(0)
-    loss_fn = AMCLLoss(dim=4, beta=0.05, tau_min=0.05, tau_max=1.0, hidden_dim=6)
+    kwargs = dict(dim=4, beta=0.05, tau_min=0.05, tau_max=1.0, hidden_dim=6, negatives="all" if topk is None else "topk", topk=topk or 100)
+    loss_fn = AMCLLoss(**kwargs)
     g = torch.Generator().manual_seed(2)
     z_a, z_b = torch.randn(4, 2, 4, generator=g, dtype=torch.float64), torch.randn(4, 2, 4, generator=g, dtype=torch.float64)
     loss, grads = _grads(lambda a, b: loss_fn(a, b), z_a, z_b)
     phi_grads = torch.autograd.grad(loss_fn(z_a, z_b), list(loss_fn.parameters()))
-    ref_fn = AMCLLoss(dim=4, beta=0.05, tau_min=0.05, tau_max=1.0, hidden_dim=6)
+    ref_fn = AMCLLoss(**kwargs)
     ref_fn.load_state_dict(loss_fn.state_dict())
-    ref, ref_grads = _grads(lambda a, b: amcl_reference(ref_fn, a, b), z_a, z_b)
-    ref_phi_grads = torch.autograd.grad(amcl_reference(ref_fn, z_a, z_b), list(ref_fn.parameters()))
+    ref, ref_grads = _grads(lambda a, b: amcl_reference(ref_fn, a, b, topk), z_a, z_b)
+    ref_phi_grads = torch.autograd.grad(amcl_reference(ref_fn, z_a, z_b, topk), list(ref_fn.parameters()))
     assert torch.allclose(loss.double(), ref, atol=1e-4)
     for g_, r in zip(grads, ref_grads):
         assert torch.allclose(g_.double(), r, atol=1e-4)
     for g_, r in zip(phi_grads, ref_phi_grads):
         assert torch.allclose(g_.double(), r, atol=1e-4)
+
+
+def test_amcl_negative_regulariser_is_subtracted():
+    """beta only enters through the two regularisers: d loss / d beta = mean Omega(tau_pos) - mean sum_neg(...)."""
+    torch.manual_seed(0)
+    z_a, z_b = torch.randn(5, 2, 4), torch.randn(5, 2, 4)
+    for negatives in ("all", "topk"):
+        loss_fn = AMCLLoss(dim=4, beta=0.0, negatives=negatives, topk=3)
+        zero = loss_fn(z_a, z_b)
+        loss_fn.beta = 1.0
+        one = loss_fn(z_a, z_b)
+        tau = loss_fn.temperature
+        rows = F.normalize(torch.cat([z_a, z_b]), dim=-1)
+        t = tau.from_scores(torch.einsum("rcd,kcd->crk", tau.phi(rows), tau.phi(rows)))  # (C, 10, 10)
+        pos = torch.cat([torch.arange(5) + 5, torch.arange(5)])
+        t_pos = t[:, torch.arange(10), pos]
+        omega_pos = (2 * torch.log(t_pos) + 1 / t_pos).mean(dim=1).sum()
+        assert one - zero < omega_pos  # something positive was subtracted
+        if negatives == "all":
+            neg = torch.ones(10, 10, dtype=torch.bool)
+            neg[torch.arange(10), torch.arange(10)] = False
+            neg[torch.arange(10), pos] = False
+            omega_neg = ((torch.log(t) + 1 / t) * neg).sum(dim=2).mean(dim=1).sum()
+            assert torch.allclose(one - zero, omega_pos - omega_neg, atol=1e-4)
 
 
 def test_amcl_symmetric_and_bad_inputs():

@@ -1,22 +1,29 @@
 """AMCL: adaptive multi-head contrastive loss with pair-adaptive temperatures.
 
 Reference: Wang, Koniusz, Gedeon and Zheng, "Adaptive Multi-head Contrastive Learning", ECCV 2024
-(arXiv:2310.05615), section 4 and its SimCLR loss; authors' code github.com/LeiWangR/cl (``amcl/losses.py``).
+(arXiv:2310.05615), eqs. (2.1) and (5); authors' code github.com/LeiWangR/cl, ``amcl/losses.py`` (commit
+755799d), classes ``TemperatureHead`` and ``AMCLNTXentLoss``.
 
 ``C`` projection heads each give a pair of views. A small MLP ``phi`` shared by every head maps the
 L2-normalised features, and each pair ``(i, k)`` gets its own temperature
 
     tau_ik = eta + iota * sigmoid(-phi(z_i) . phi(z_k))        (paper's sigma(r) = iota / (1 + e^r) + eta)
 
-so similar (easy) pairs get lower temperatures. Each head contributes an NT-Xent term whose logits are
-``sim(z_i, z_k) / tau_ik`` plus ``beta * Omega(tau_ii+)`` on the positive pair's temperature, with
-``Omega(tau) = d/2 * log(tau) + 1/tau`` the regulariser that follows from the paper's Gaussian likelihood
-(it stops temperatures from running to the bounds). Heads are summed; anchors are averaged over both views.
-The denominator is the full log-sum-exp over the ``2G - 2`` in-batch negatives (the paper's formula; the
-authors' repository also offers a top-k approximation that we do not use).
+so similar (easy) pairs get lower temperatures. The regulariser that follows from the paper's likelihood is
+``+ beta * Omega(tau_pos)`` on the positive pair, ``Omega(tau) = d/2 * log(tau) + 1/tau``, and
+``- beta * sum_k (log tau_ik + 1/tau_ik)`` over the anchor's negatives (the authors' ``reg_neg``, subtracted).
+Heads are summed; anchors are averaged over both views (the authors' two directions). Two variants:
+
+- ``negatives="all"`` (default): the paper's eq. (2.1) with the full NT-Xent denominator, ``-log softmax`` of
+  ``sim / tau`` over the positive and the ``2G - 2`` in-batch negatives, and the negative regulariser summed
+  over all of them.
+- ``negatives="topk"``: exactly the authors' ``AMCLNTXentLoss._direction`` (their eq. (5) approximation, what
+  their experiments run): per anchor ``-sim_pos / tau_pos + mean_k(sim_k / tau_k) + beta * Omega(tau_pos)
+  - beta * sum_k (log tau_k + 1/tau_k)`` over the ``k`` (100) negatives of highest similarity. No softmax:
+  the negative term is a plain mean, as in their code.
 
 Multi-process: features and ``phi`` features are gathered with gradients; each process computes its local
-rows against global columns (see :mod:`omnissl.distributed`).
+rows against global columns (see :mod:`omnissl.distributed`); top-k runs over the global negatives.
 """
 
 from __future__ import annotations
@@ -56,21 +63,30 @@ class AdaptiveTemperature(nn.Module):
 
 
 class AMCLLoss(nn.Module):
-    """Sum over heads of NT-Xent with pair-adaptive temperatures and the ``beta * Omega`` regulariser.
+    """Sum over heads of NT-Xent with pair-adaptive temperatures and the ``beta`` temperature regularisers.
 
     Args:
         dim: per-head feature width ``d``.
         beta: regulariser weight (0.01, authors' code). tau_min (1e-5), tau_max (2.0), hidden_dim (``dim``).
+        negatives: ``"all"`` (paper, full denominator; default) or ``"topk"`` (the authors' code).
+        topk: negatives kept per anchor in ``"topk"`` mode (100, authors' default).
 
     Shapes:
         ``z_a``, ``z_b``: ``(B, C, D)`` (``C`` heads) -> scalar.
     """
 
-    def __init__(self, dim: int, beta: float = 0.01, tau_min: float = 1e-5, tau_max: float = 2.0, hidden_dim: int | None = None):
+    def __init__(
+        self, dim: int, beta: float = 0.01, tau_min: float = 1e-5, tau_max: float = 2.0, hidden_dim: int | None = None,
+        negatives: str = "all", topk: int = 100,
+    ):
         super().__init__()
         if beta < 0:
             raise ValueError(f"AMCL beta must be >= 0, got {beta}")
-        self.dim, self.beta = dim, beta
+        if negatives not in ("all", "topk"):
+            raise ValueError(f"unknown AMCL negatives {negatives!r}; valid choices: all, topk")
+        if topk < 1:
+            raise ValueError(f"AMCL topk must be >= 1, got {topk}")
+        self.dim, self.beta, self.negatives, self.topk = dim, beta, negatives, topk
         self.temperature = AdaptiveTemperature(dim, hidden_dim, tau_min, tau_max)
 
     def forward(self, z_a: Tensor, z_b: Tensor) -> Tensor:
@@ -98,9 +114,22 @@ class AMCLLoss(nn.Module):
         local_idx = torch.arange(local, device=z_a.device) + offset
         self_idx = torch.cat([local_idx, local_idx + global_n])
         positive_idx = torch.cat([local_idx + global_n, local_idx])
-        logits = (sim / tau).masked_fill(F.one_hot(self_idx, 2 * global_n).bool(), float("-inf"))
-        heads = logits.shape[0]
-        contrast = F.cross_entropy(rearrange(logits, "c r k -> (c r) k"), positive_idx.repeat(heads), reduction="none")
-        tau_pos = tau.gather(2, rearrange(positive_idx, "r -> 1 r 1").expand(heads, -1, 1)).squeeze(2)  # (C, 2B)
-        per_head = contrast.view(heads, -1) + self.beta * temperature_regulariser(tau_pos, self.dim)
-        return per_head.mean(dim=1).sum()
+        is_self = F.one_hot(self_idx, 2 * global_n).bool()  # (2B, 2G)
+        is_negative = ~(is_self | F.one_hot(positive_idx, 2 * global_n).bool())
+        heads = sim.shape[0]
+        pick = rearrange(positive_idx, "r -> 1 r 1").expand(heads, -1, 1)
+        tau_pos = tau.gather(2, pick).squeeze(2)  # (C, 2B)
+        positive_reg = self.beta * temperature_regulariser(tau_pos, self.dim)
+        if self.negatives == "all":
+            logits = (sim / tau).masked_fill(is_self, float("-inf"))
+            contrast = F.cross_entropy(rearrange(logits, "c r k -> (c r) k"), positive_idx.repeat(heads), reduction="none")
+            negative_reg = (torch.log(tau) + 1.0 / tau).masked_fill(~is_negative, 0.0).sum(dim=2)
+            per_row = contrast.view(heads, -1) + positive_reg - self.beta * negative_reg
+        else:
+            k = min(self.topk, 2 * global_n - 2)
+            values, idx = sim.masked_fill(~is_negative, float("-inf")).topk(k, dim=2)
+            tau_top = tau.gather(2, idx)
+            sim_pos = sim.gather(2, pick).squeeze(2)
+            negative_reg = (torch.log(tau_top) + 1.0 / tau_top).sum(dim=2)
+            per_row = -sim_pos / tau_pos + (values / tau_top).mean(dim=2) + positive_reg - self.beta * negative_reg
+        return per_row.mean(dim=1).sum()

@@ -23,6 +23,8 @@ class AMCLConfig(ComponentConfig):
     Attributes:
         heads: projection heads ``C`` (3, paper). beta: temperature regulariser weight (0.01).
         tau_min (1e-5), tau_max (2.0): temperature bounds ``eta`` and ``eta + iota`` (authors' code).
+        negatives: ``all`` (paper, full NT-Xent denominator; default) or ``topk`` (the authors' code's top-k
+            approximation, exactly); topk: negatives kept per anchor in ``topk`` mode (100, authors' default).
         temperature_hidden_dim: width of the shared temperature MLP ``phi`` (None = ``proj_dim``).
         hidden_dim (512), proj_dim (128), proj_layers (2): each projection head.
     """
@@ -32,6 +34,8 @@ class AMCLConfig(ComponentConfig):
     tau_min: float = Field(1e-5, gt=0)
     tau_max: float = Field(2.0, gt=0)
     temperature_hidden_dim: int | None = Field(None, gt=0)
+    negatives: str = Field("all", pattern="^(all|topk)$")
+    topk: int = Field(100, ge=1)
     hidden_dim: int = Field(512, gt=0)
     proj_dim: int = Field(128, gt=0)
     proj_layers: int = Field(2, ge=1)
@@ -45,7 +49,7 @@ class AMCLObjective(Objective):
         self.heads = nn.ModuleList(
             MLPHead(encoder_dim, cfg.hidden_dim, cfg.proj_dim, num_layers=cfg.proj_layers) for _ in range(cfg.heads)
         )
-        self.loss = AMCLLoss(cfg.proj_dim, cfg.beta, cfg.tau_min, cfg.tau_max, cfg.temperature_hidden_dim)
+        self.loss = AMCLLoss(cfg.proj_dim, cfg.beta, cfg.tau_min, cfg.tau_max, cfg.temperature_hidden_dim, cfg.negatives, cfg.topk)
 
     def forward(self, encoder: Encoder, views: Views) -> ObjectiveOutput:
         first, second = two_views(views, "AMCL")
