@@ -19,7 +19,7 @@ def moving_square(frames: int = 12, size: int = 40, dx: int = 2, color=(255, 64,
 
 
 @pytest.fixture
-def video_folder(tmp_path):
+def videos(tmp_path):
     """Six real encoded files in two class subfolders (mp4, avi, mkv, webm), written with PyAV."""
     root = tmp_path / "videos"
     for label, color in (("red", (255, 32, 0)), ("blue", (0, 32, 255))):
