@@ -10,7 +10,7 @@ from omnissl.plugins import PluginManager
 from omnissl.testing.contracts import check_plugin
 from omnissl_recsys.datasets import GeneratedConfig, generate
 from omnissl_recsys.encoders import LightGCN, LightGCNConfig, TwoTower, TwoTowerConfig
-from omnissl_recsys.objectives import TwoTowerObjective, TwoTowerObjectiveConfig, bpr_loss, info_nce
+from omnissl_recsys.objectives import TwoTowerObjective, TwoTowerObjectiveConfig, bpr_loss, info_nce, info_nce_of_ids
 from omnissl_recsys.views import FeatureMasking, FeatureMaskingConfig, GraphDropout, GraphDropoutConfig, sample_negatives
 
 
@@ -125,3 +125,32 @@ def test_info_nce_counts_repeated_nodes_once():
     ids = torch.tensor([5, 3, 5, 1, 3, 7])
     first = [0, 1, 3, 5]
     assert info_nce(a, b, 0.2, ids).item() == pytest.approx(info_nce(a[first], b[first], 0.2).item(), rel=1e-6)
+
+
+def test_info_nce_of_ids_is_the_contrast_of_the_unique_ids():
+    """SELFRec ``XSimGCL.cal_cl_loss``: ``InfoNCE(view1[unique(idx)], view2[unique(idx)])``; the table path
+    (fewer table rows than batch rows) and the batch path give that same value."""
+    g = torch.Generator().manual_seed(4)
+    table_a, table_b = torch.randn(7, 5, generator=g), torch.randn(7, 5, generator=g)
+    ids = torch.tensor([6, 2, 2, 0, 6, 6, 5, 2, 0, 3])  # 10 rows > 7 table rows: the table path
+    unique = torch.unique(ids)
+    want = info_nce(table_a[unique], table_b[unique], 0.2)
+    assert info_nce_of_ids(table_a, table_b, ids, 0.2).item() == pytest.approx(want.item(), rel=1e-5)
+    short = ids[:5]  # 5 rows < 7: the batch path
+    want = info_nce(table_a[torch.unique(short)], table_b[torch.unique(short)], 0.2)
+    assert info_nce_of_ids(table_a, table_b, short, 0.2).item() == pytest.approx(want.item(), rel=1e-5)
+
+
+def test_symmetric_spmm_gradient_matches_torch_sparse_mm(source):
+    """LightGCN's propagation skips forming ``A^T`` in the backward; ``A_hat`` is symmetric so nothing changes."""
+    from omnissl_recsys.graph import symmetric_spmm
+
+    adj = source.graph.normalized(torch.rand(source.graph.num_edges, generator=torch.Generator().manual_seed(0)) > 0.3)
+    x = torch.randn(adj.shape[0], 8, requires_grad=True)
+    w = torch.randn(adj.shape[0], 8)
+    (symmetric_spmm(adj, x) * w).sum().backward()
+    ours = x.grad.clone()
+    x.grad = None
+    (torch.sparse.mm(adj, x) * w).sum().backward()
+    torch.testing.assert_close(ours, x.grad)
+    torch.testing.assert_close(symmetric_spmm(adj, x), torch.sparse.mm(adj, x))

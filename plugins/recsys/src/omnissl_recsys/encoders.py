@@ -22,6 +22,7 @@ from torch import Tensor, nn
 
 from omnissl.interfaces import Encoded, Encoder
 from omnissl.specs import BuildContext, ComponentConfig
+from omnissl_recsys.graph import symmetric_spmm
 
 
 def _rows(batch: dict[str, Tensor]) -> tuple[Tensor, Tensor]:
@@ -126,7 +127,7 @@ class LightGCN(RecommenderEncoder):
             raise RuntimeError(f"LightGCN's graph is on {adj.device} but its embeddings on {self.embedding.weight.device}: move the data source first")
         layers = [self.embedding.weight]
         for k in range(self.num_layers):
-            e = torch.sparse.mm(adj, layers[-1].float())
+            e = symmetric_spmm(adj, layers[-1].float())
             if noise is not None:
                 e = e + torch.sign(e) * noise[k]
             layers.append(e)

@@ -49,3 +49,29 @@ class BipartiteGraph:
 def normalized_adjacency(users: Tensor, items: Tensor, num_users: int, num_items: int, keep: Tensor | None = None) -> Tensor:
     """``D^-1/2 A D^-1/2`` of the bipartite graph of the ``(user, item)`` edges (kept where ``keep``)."""
     return BipartiteGraph(users, items, num_users, num_items).normalized(keep)
+
+
+class _SymmetricSpMM(torch.autograd.Function):
+    """``A @ X`` for a symmetric sparse ``A`` whose values need no gradient; the backward is ``A @ dY``.
+
+    ``torch.sparse.mm``'s backward forms ``A^T`` for the gradient of ``X``, which for a CSR tensor means a
+    sort of its ``2E`` entries on every call (on MovieLens-small, 24 ms of a 29 ms three-layer LightGCN
+    forward and backward on one CPU thread). LightGCN's ``A_hat`` is symmetric, so ``A^T = A``.
+    """
+
+    @staticmethod
+    def forward(ctx, adj: Tensor, x: Tensor) -> Tensor:
+        ctx.adj = adj
+        return torch.sparse.mm(adj, x)
+
+    @staticmethod
+    def backward(ctx, grad: Tensor):
+        return None, torch.sparse.mm(ctx.adj, grad)
+
+
+def symmetric_spmm(adj: Tensor, x: Tensor) -> Tensor:
+    """``adj @ x`` with the gradient w.r.t. ``x`` only; ``adj`` must be symmetric (as :meth:`BipartiteGraph.normalized` is).
+
+    Shapes: ``adj (N, N)`` sparse, ``x (N, D)`` -> ``(N, D)``.
+    """
+    return _SymmetricSpMM.apply(adj, x)

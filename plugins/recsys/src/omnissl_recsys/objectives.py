@@ -42,16 +42,41 @@ def info_nce(a: Tensor, b: Tensor, temperature: float, ids: Tensor | None = None
     ``ids`` (the node of each row), repeated nodes count once, as anchors and as negatives (both reference
     codes contrast the batch's unique users and items), so a node is never its own negative.
     Shapes: ``a, b (B, D)``, ``ids (B,)`` -> scalar.
+
+    Cost: one ``(B, B)`` GEMM with the temperature folded into ``a`` and the repeated columns' ``-inf`` added
+    by the GEMM itself (``addmm``), then the softmax; no further pass over the ``(B, B)`` logits.
     """
-    a, b = F.normalize(a.float(), dim=1), F.normalize(b.float(), dim=1)
-    logits = a @ b.T / temperature
+    a = F.normalize(a.float(), dim=1) / temperature
+    b = F.normalize(b.float(), dim=1)
     target = torch.arange(a.shape[0], device=a.device)
     if ids is None:
-        return F.cross_entropy(logits, target)
+        return F.cross_entropy(a @ b.T, target)
     keep = first_occurrence(ids)
-    logits = logits.masked_fill(~keep.unsqueeze(0), float("-inf"))
-    per_row = F.cross_entropy(logits, target, reduction="none")
+    return _masked_info_nce(a, b, keep)
+
+
+def _masked_info_nce(a: Tensor, b: Tensor, keep: Tensor) -> Tensor:
+    """InfoNCE over the rows where ``keep``, as anchors and as negatives, with fixed shapes (no host sync)."""
+    column_bias = torch.zeros(keep.shape, device=a.device).masked_fill(~keep, float("-inf"))
+    logits = torch.addmm(column_bias.unsqueeze(0), a, b.T)
+    per_row = F.cross_entropy(logits, torch.arange(a.shape[0], device=a.device), reduction="none")
     return torch.where(keep, per_row, torch.zeros_like(per_row)).sum() / keep.sum()
+
+
+def info_nce_of_ids(table_a: Tensor, table_b: Tensor, ids: Tensor, temperature: float) -> Tensor:
+    """:func:`info_nce` over the distinct ``ids`` of a batch, rows taken from two ``(N, D)`` tables.
+
+    Equals ``info_nce(table_a[ids], table_b[ids], τ, ids)``, and the reference codes' contrast of
+    ``torch.unique(ids)`` (SELFRec ``XSimGCL.cal_cl_loss``). When the table has fewer rows than the batch
+    (e.g. MovieLens-small's 608 users against a batch of 2,048) it contrasts the table's rows that occur in
+    the batch, an ``(N, N)`` problem instead of ``(B, B)``; both choices depend only on shapes.
+    Shapes: ``table_a, table_b (N, D)``, ``ids (B,)`` -> scalar.
+    """
+    if table_a.shape[0] >= ids.shape[0]:
+        return info_nce(table_a[ids], table_b[ids], temperature, ids)
+    present = torch.zeros(table_a.shape[0], dtype=torch.bool, device=ids.device).index_fill_(0, ids, True)
+    a = F.normalize(table_a.float(), dim=1) / temperature
+    return _masked_info_nce(a, F.normalize(table_b.float(), dim=1), present)
 
 
 def l2_rows(*rows: Tensor) -> Tensor:
@@ -116,7 +141,7 @@ class GraphContrastObjective(BPRObjective):
         loss, logs = self.supervised(encoder, main)
         (ua, ia), (ub, ib) = encoder.tables(views.inputs[1]), encoder.tables(views.inputs[2])
         u, i = main["user"], main["pos"]
-        ssl = info_nce(ua[u], ub[u], self.cfg.temperature, u) + info_nce(ia[i], ib[i], self.cfg.temperature, i)
+        ssl = info_nce_of_ids(ua, ub, u, self.cfg.temperature) + info_nce_of_ids(ia, ib, i, self.cfg.temperature)
         logs["infonce"] = ssl.detach()
         return ObjectiveOutput(loss=loss + self.cfg.ssl_weight * ssl, logs=logs)
 
@@ -146,7 +171,7 @@ class XSimGCLObjective(BPRObjective):
         cross = layers[min(self.cfg.layer, len(layers) - 1)]
         cu, ci = cross[: encoder.num_users], cross[encoder.num_users :]
         p = main["pos"]
-        ssl = info_nce(users[u], cu[u], self.cfg.temperature, u) + info_nce(items[p], ci[p], self.cfg.temperature, p)
+        ssl = info_nce_of_ids(users, cu, u, self.cfg.temperature) + info_nce_of_ids(items, ci, p, self.cfg.temperature)
         return ObjectiveOutput(loss=bpr + reg + self.cfg.ssl_weight * ssl, logs={"bpr": bpr.detach(), "reg": reg.detach(), "infonce": ssl.detach()})
 
 
