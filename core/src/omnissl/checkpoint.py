@@ -157,9 +157,11 @@ def load_with_fallback(path: Path, fallback: bool) -> tuple[Path, dict[str, Any]
             if candidate == path:
                 continue
             try:
-                return candidate, load(candidate), notes
+                state = load(candidate)
             except CheckpointError as later:
                 notes.append(f"skipped {candidate}: {later}")
+                continue
+            return candidate, state, [*notes, f"resuming from {candidate}, the newest numbered checkpoint that verifies"]
         raise CheckpointError(f"{exc}\nNo numbered checkpoint in {path.parent} verifies either (keep some with engine.checkpoint.keep).") from None
 
 
