@@ -70,3 +70,23 @@ def test_node_probe_normalisations_remove_what_they_promise():
     assert acc("l2", per_node) == acc("l2", gcn)  # unit-length rows: a per-node scale changes nothing
     assert abs(acc("standardize", per_dim) - acc("standardize", gcn)) <= 1 / len(data.splits["test"])  # z-scored columns: at most one test node flips
     assert acc("none", per_dim) != acc("none", gcn)  # the raw probe does see the distortion
+
+
+def test_graph_probe_protocol_variants_learn_from_training_folds_only():
+    """The logistic and label-scarce probes find a planted label direction from 20% of each training fold,
+    and stay near chance on features unrelated to the label (a probe that saw the test fold would not)."""
+    import numpy as np
+
+    from omnissl_graph.evaluators import svm_cv_accuracy
+
+    rng = np.random.default_rng(0)
+    y = np.repeat([0, 1], 60)
+    planted = rng.normal(size=(120, 8))
+    planted[:, 0] += 4.0 * y
+    unrelated = rng.normal(size=(120, 8))
+    for classifier in ("logistic", "svm"):
+        cfg = GraphProbeConfig(classifier=classifier, label_fraction=0.3, folds=4, c_grid=[0.1, 1.0])
+        assert np.mean(svm_cv_accuracy(planted, y, cfg)) > 0.9
+        assert np.mean(svm_cv_accuracy(unrelated, y, cfg)) < 0.7
+    assert GraphProbeConfig().result_name == "graph_probe"
+    assert GraphProbeConfig(classifier="logistic", label_fraction=0.1).result_name == "graph_probe_logistic_10pct"
