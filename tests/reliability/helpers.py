@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import hashlib
-import json
 import os
 import subprocess
 import sys
@@ -55,7 +54,9 @@ def process_env(extra: dict | None = None) -> dict:
 
 
 def write_config(path: Path, config: dict) -> Path:
-    path.write_text(json.dumps(config))  # JSON is YAML
+    import yaml
+
+    path.write_text(yaml.safe_dump(config, sort_keys=False))  # .inf and .nan stay numbers (JSON would write strings)
     return path
 
 

@@ -331,19 +331,19 @@ class Trainer:
     def fit(self, resume: str | Path | None = None, *, fallback: bool = False, force_out_dir: bool = False) -> RunResult:
         """Train to ``engine.steps``; ``resume``: ``"last"`` (must exist), ``"auto"`` (if it exists) or a path.
 
-        Before anything is written: the lock on ``out_dir`` is taken (:class:`rundir.RunLock`), the checkpoint
-        to resume is verified and its config compared with this one, and the checks that need the built run
-        pass (:meth:`_preflight`). ``fallback`` resumes from the newest numbered checkpoint that verifies when
+        Before anything is written: the checks that need the built run pass (:meth:`_preflight`), the lock on
+        ``out_dir`` is taken (:class:`rundir.RunLock`; it creates the folder and the lock file), and the
+        checkpoint to resume is verified and its config compared with this one. ``fallback`` resumes from the newest numbered checkpoint that verifies when
         the chosen one does not; ``force_out_dir`` writes into a folder that holds files but no run.
         """
         self.last_checkpoint: Path | None = None
         self.last_save_time = time.monotonic()
         lock = rundir.RunLock(self.out_dir)
         notes: list[str] = []
+        self._preflight()
         try:
             notes += self._on_rank0(lambda: [w for w in [lock.acquire()] if w])
             notes += self._resume(resume, fallback)
-            self._preflight()
             notes += self._on_rank0(lambda: self._prepare_out_dir(force_out_dir))
             return self._train(notes)
         finally:
