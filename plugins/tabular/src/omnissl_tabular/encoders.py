@@ -134,6 +134,19 @@ class TabularTransformer(Encoder):
     def representation_encoder(self) -> nn.Module:
         return self._target[0] if self._target else self
 
+    def probe_features(self, batch: dict[str, Tensor], representation: str = "flatten", use_target: bool = True) -> Tensor:
+        """The representation downstream probes read, and the one collapse monitors should read.
+
+        ``flatten``: every output token of the representation encoder (the EMA target encoder once T-JEPA
+        attached one, unless ``use_target`` is false) concatenated, ``(B, (R + F) * D)``, the T-JEPA
+        paper's protocol; ``pooled``: the mean token ``(B, D)``. ``tabular.probe`` calls this, and
+        ``omnissl.evaluation.monitors.monitored_representation`` finds it, so probe and monitor read one
+        representation.
+        """
+        encoder = self.representation_encoder() if use_target else self
+        out = encoder(batch)
+        return out.tokens.flatten(1) if representation == "flatten" else out.pooled
+
 
 def build_tabular_transformer(cfg: TabularTransformerConfig, ctx: BuildContext) -> TabularTransformer:
     schema = getattr(ctx.data, "schema", None)

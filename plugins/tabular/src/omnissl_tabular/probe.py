@@ -69,17 +69,27 @@ def _head(kind: str, in_dim: int, out_dim: int, cfg: TabularProbeConfig) -> nn.M
 
 @torch.no_grad()
 def encode_rows(encoder: nn.Module, data, representation: str, device: torch.device, batch_size: int = 2048, use_target: bool = True) -> Tensor:
-    """Representations of every row of ``data`` in row order: ``(N, (R + F) * D)`` or ``(N, D)``."""
+    """Representations of every row of ``data`` in row order: ``(N, (R + F) * D)`` or ``(N, D)``.
+
+    Reads ``encoder.probe_features`` when the encoder has it (the tabular transformer: its EMA target
+    encoder's tokens), the same function the collapse monitors read.
+    """
+    modules = [encoder]
     if use_target and hasattr(encoder, "representation_encoder"):
-        encoder = encoder.representation_encoder()
-    was_training = encoder.training
-    encoder.eval()
+        modules.append(encoder.representation_encoder())
+    modes = [m.training for m in modules]
+    for m in modules:
+        m.eval()
     out = []
     for start in range(0, data.num_rows, batch_size):
-        rows = torch.arange(start, min(start + batch_size, data.num_rows), device=device)
-        enc = encoder(data.rows(rows))
-        out.append((enc.tokens.flatten(1) if representation == "flatten" else enc.pooled).float())
-    encoder.train(was_training)
+        rows = data.rows(torch.arange(start, min(start + batch_size, data.num_rows), device=device))
+        if hasattr(encoder, "probe_features"):
+            out.append(encoder.probe_features(rows, representation, use_target).float())
+        else:
+            enc = encoder(rows)
+            out.append((enc.tokens.flatten(1) if representation == "flatten" else enc.pooled).float())
+    for m, mode in zip(modules, modes):
+        m.train(mode)
     return torch.cat(out)
 
 
