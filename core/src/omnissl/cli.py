@@ -139,6 +139,14 @@ def cmd_export(args) -> int:
     return 0
 
 
+def cmd_plot(args) -> int:
+    from omnissl.plots import plot_run
+
+    for path in plot_run(args.run_dir, args.output, embeddings=not args.no_embeddings, max_points=args.max_points):
+        print(f"wrote {path}")
+    return 0
+
+
 def build_parser(pm=None) -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="omnissl", description="Self-supervised pretraining for every modality.")
     parser.add_argument("--strict-plugins", action="store_true", help="fail when any plugin fails to load")
@@ -192,6 +200,13 @@ def build_parser(pm=None) -> argparse.ArgumentParser:
     p.add_argument("-o", "--output")
     p.add_argument("--force", action="store_true", help="overwrite an earlier export in the output folder")
     p.set_defaults(func=cmd_export)
+
+    p = sub.add_parser("plot", help="PNG figures of a run: losses, collapse signals, probes vs baselines, t-SNE maps")
+    p.add_argument("run_dir", help="the run's logging.out_dir")
+    p.add_argument("-o", "--output", help="folder for the figures (default: RUN_DIR/plots)")
+    p.add_argument("--no-embeddings", action="store_true", help="skip the t-SNE maps (they load the last checkpoint and encode the data)")
+    p.add_argument("--max-points", type=int, default=1500, help="samples per t-SNE map (default 1500)")
+    p.set_defaults(func=cmd_plot)
 
     if pm is not None:
         pm.add_cli_commands(sub)
