@@ -3,10 +3,11 @@
 For every objective that lightly also implements, both losses get the same tensors; the values and the
 gradients with respect to every input must agree to float tolerance (BYOL: omnissl's ``2 - 2 cos`` is the
 paper's form, ``2 + 2 x`` lightly's negative cosine, so values map affinely and gradients are twice
-lightly's). Then forward + backward is timed on one thread, alternating omnissl and lightly in one process
-(ABAB...) so machine noise hits both; the ratio is omnissl's median time over lightly's (below 1: faster).
+lightly's). Then forward + backward is timed on one thread, alternating omnissl and lightly in one process one
+call at a time in ABBA order, so machine noise hits both; the ratio is the median over rounds of omnissl's time
+over lightly's (below 1: faster), with the machine's load average recorded beside it.
 
-    uv run python benchmarks/objectives_vs_lightly.py [--batch-sizes 256 1024] [--repeats 7] [--only swav]
+    uv run python benchmarks/objectives_vs_lightly.py [--batch-sizes 256 1024] [--seconds 2] [--only swav]
 
 lightly is a development dependency only: the core never imports it. Writes
 benchmarks/results/objectives_vs_lightly.json and prints the Markdown table for docs/benchmarks.md.
@@ -16,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import platform
 import statistics
 import time
@@ -184,35 +186,43 @@ def check_parity(name: str, batch: int, seed: int = 0, rtol: float = 1e-4) -> di
     return {"value": float(ours), "lightly_value": float(expected), "value_abs_err": value_err, "grad_rel_err": grad_err}
 
 
-def _time(fn: Callable[..., torch.Tensor], leaves: list[torch.Tensor], calls: int) -> float:
+def _time_one(fn: Callable[..., torch.Tensor], leaves: list[torch.Tensor]) -> float:
+    for x in leaves:
+        x.grad = None
     start = time.perf_counter()
-    for _ in range(calls):
-        for x in leaves:
-            x.grad = None
-        fn(*leaves).backward()
-    return (time.perf_counter() - start) / calls
+    fn(*leaves).backward()
+    return time.perf_counter() - start
 
 
-def time_ratio(name: str, batch: int, repeats: int, min_seconds: float = 0.2) -> dict:
-    """Median forward + backward time of each, alternating in one process, and omnissl / lightly."""
+def time_ratio(name: str, batch: int, min_rounds: int = 7, seconds: float = 2.0) -> dict:
+    """Forward + backward of each, one call at a time in ABBA order; the ratio is the median of the per-round
+    ratios (paired rounds cancel the load drift of a shared machine), beside each side's median time."""
     pair = CASES[name](batch, torch.Generator().manual_seed(0))
     leaves = [x.clone().requires_grad_(True) for x in pair.inputs]
-    for fn in (pair.ours, pair.theirs):  # warm-up (allocator, lazy init)
-        _time(fn, leaves, 2)
-    once = max(_time(pair.ours, leaves, 1), _time(pair.theirs, leaves, 1))
-    calls = max(1, int(min_seconds / max(once, 1e-6)))
+    for fn in (pair.ours, pair.theirs, pair.ours, pair.theirs):  # warm-up (allocator, lazy init)
+        _time_one(fn, leaves)
+    once = _time_one(pair.ours, leaves) + _time_one(pair.theirs, leaves)
+    rounds = max(min_rounds, int(seconds / max(once, 1e-6)))
     ours, theirs = [], []
-    for _ in range(repeats):
-        ours.append(_time(pair.ours, leaves, calls))
-        theirs.append(_time(pair.theirs, leaves, calls))
-    t_ours, t_theirs = statistics.median(ours), statistics.median(theirs)
-    return {"omnissl_ms": 1e3 * t_ours, "lightly_ms": 1e3 * t_theirs, "ratio": t_ours / t_theirs, "calls": calls}
+    for r in range(rounds):
+        if r % 2 == 0:
+            ours.append(_time_one(pair.ours, leaves))
+            theirs.append(_time_one(pair.theirs, leaves))
+        else:
+            theirs.append(_time_one(pair.theirs, leaves))
+            ours.append(_time_one(pair.ours, leaves))
+    ratios = [a / b for a, b in zip(ours, theirs)]
+    return {
+        "omnissl_ms": 1e3 * statistics.median(ours), "lightly_ms": 1e3 * statistics.median(theirs),
+        "ratio": statistics.median(ratios), "rounds": rounds,
+    }
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--batch-sizes", type=int, nargs="+", default=[256, 1024])
-    parser.add_argument("--repeats", type=int, default=7)
+    parser.add_argument("--rounds", type=int, default=7, help="fewest ABBA rounds per case")
+    parser.add_argument("--seconds", type=float, default=2.0, help="time budget per case and side")
     parser.add_argument("--only", nargs="*", default=None, help=f"subset of {sorted(CASES)}")
     parser.add_argument("--out", default="benchmarks/results/objectives_vs_lightly.json")
     args = parser.parse_args()
@@ -227,7 +237,7 @@ def main() -> None:
     for name in names:
         for batch in args.batch_sizes:
             parity = check_parity(name, batch)
-            timing = time_ratio(name, batch, args.repeats)
+            timing = time_ratio(name, batch, args.rounds, args.seconds)
             rows.append({"objective": name, "batch": batch, **parity, **timing})
             print(
                 f"{name:22s} B={batch:5d}  omnissl {timing['omnissl_ms']:8.2f} ms  lightly {timing['lightly_ms']:8.2f} ms  "
@@ -236,7 +246,8 @@ def main() -> None:
             )
     meta = {
         "torch": torch.__version__, "lightly": lightly.__version__, "threads": 1, "device": "cpu",
-        "cpu": platform.processor() or platform.machine(), "repeats": args.repeats,
+        "cpu": platform.processor() or platform.machine(), "cores": os.cpu_count(),
+        "load_average": os.getloadavg(),
     }
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)

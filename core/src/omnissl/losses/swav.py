@@ -159,13 +159,18 @@ class SwAVLoss(nn.Module):
             )
         if queue is not None and len(queue) != len(large):
             raise ValueError(f"SwAV needs one queue score tensor per large crop, got {len(queue)} for {len(large)}")
-        log_p = [F.log_softmax(s.float() / self.temperature, dim=1) for s in (*large, *small)]
-        total = large[0].new_zeros((), dtype=torch.float32)
-        for i, scores in enumerate(large):
-            q = self.codes(scores, None if queue is None else queue[i])
-            cross = sum((q * lp).sum(dim=1).mean() for v, lp in enumerate(log_p) if v != i)
-            total = total - cross / (len(log_p) - 1)
-        return total / len(large)
+        codes = [self.codes(scores, None if queue is None else queue[i]) for i, scores in enumerate(large)]
+        crops = (*large, *small)
+        # the cross-entropy is linear in its target: each crop predicts the sum of the other large crops' codes
+        # in one fused soft-target cross-entropy, instead of one log-softmax product per (code, crop) pair
+        total = 0.0
+        for v, scores in enumerate(crops):
+            others = [q for i, q in enumerate(codes) if i != v]
+            if not others:
+                continue
+            target = others[0] if len(others) == 1 else torch.stack(others).sum(dim=0)
+            total = total + F.cross_entropy(scores.float() / self.temperature, target)
+        return total / (len(large) * (len(crops) - 1))
 
 
 class Prototypes(nn.Module):
