@@ -193,3 +193,45 @@ def test_link_reconstruction_ignores_self_loops():
     neg = torch.randint(n, (2, n))
     expected = torch.nn.functional.binary_cross_entropy_with_logits((z[neg[0]] * z[neg[1]]).sum(-1), torch.zeros(n))
     torch.testing.assert_close(loss, expected)
+
+
+def test_decorrelation_matches_paretognn_p_decor():
+    """ParetoGNN ``src/model.py`` ``p_decor``, written out with sums: ``sqrt(sum ((z1 - z2) / N)^2)`` plus
+    ``lambd`` times the Frobenius norms of ``I - Z^T Z / N``; zero invariance for identical views."""
+    from omnissl_graph.objectives.decorrelation import decorrelation_loss
+
+    g = torch.Generator().manual_seed(0)
+    h1, h2 = torch.randn(50, 6, generator=g), torch.randn(50, 6, generator=g)
+    n = 50
+
+    def standardize(h):
+        return (h - h.mean(0)) / h.std(0)
+
+    z1, z2 = standardize(h1), standardize(h2)
+    inv = (((z1 - z2) / n) ** 2).sum().sqrt()
+    dec = sum(((torch.eye(6) - z.T @ z / n) ** 2).sum().sqrt() for z in (z1, z2))
+    torch.testing.assert_close(decorrelation_loss(h1, h2, 0.3), inv + 0.3 * dec)
+    same = decorrelation_loss(h1, h1, 0.0)
+    assert float(same) == 0.0
+
+
+def test_dgi_matches_paretognn_p_ming():
+    """ParetoGNN ``p_ming``: BCE(sigmoid(H W s), 1) + BCE(sigmoid(H~ W s), 0), ``s = sigmoid(mean H)``,
+    ``H~`` the encoding of the feature rows shuffled by the step's RNG."""
+    from omnissl.interfaces import Views
+    from omnissl_graph.encoders import node_states, with_x
+    from omnissl_graph.objectives.dgi import DGIConfig, DGIObjective
+
+    batch = _batch(3)
+    enc = GCNEncoder(batch.x.shape[1], GraphEncoderConfig(hidden_dim=8, feat_drop=0.0, readout="node")).eval()
+    objective = DGIObjective(8, DGIConfig())
+    torch.manual_seed(0)
+    loss = objective(enc, Views(inputs=[batch], original=batch)).loss
+    torch.manual_seed(0)
+    perm = torch.randperm(batch.x.shape[0])
+    pos, neg = node_states(enc(batch)), node_states(enc(with_x(batch, batch.x[perm])))
+    s = torch.sigmoid(pos.mean(0))
+    bce = torch.nn.functional.binary_cross_entropy
+    p, q = torch.sigmoid(pos @ (objective.weight @ s)), torch.sigmoid(neg @ (objective.weight @ s))
+    expected = bce(p, torch.ones_like(p)) + bce(q, torch.zeros_like(q))
+    torch.testing.assert_close(loss, expected)

@@ -9,7 +9,7 @@ import torch
 from omnissl.hookspecs import hookimpl
 from omnissl.specs import DatasetSpec, EncoderSpec, EvaluatorSpec, ModalitySpec, ObjectiveSpec, ViewGeneratorSpec
 from omnissl_graph import datasets, encoders, evaluators, masking, perturb, views
-from omnissl_graph.objectives import dsla, grace, graphcl, graphmae, link
+from omnissl_graph.objectives import decorrelation, dgi, dsla, grace, graphcl, graphmae, link
 
 
 def _node_data():
@@ -29,11 +29,13 @@ def omnissl_modalities():
         example_data=_node_data,
         encoders=("graph.gat", "graph.gcn", "graph.gin"),
         views=("graph.attribute_masking", "graph.grace_views", "graph.multi_pretext_views"),
-        objectives=("graph.graphmae", "graph.grace", "graph.link_reconstruction"),
+        objectives=("graph.graphmae", "graph.grace", "graph.link_reconstruction", "graph.dgi", "graph.decorrelation"),
         objective_pairs={
             "graph.graphmae": ("graph.gat", "graph.attribute_masking"),
             "graph.grace": ("graph.gcn", "graph.grace_views"),
             "graph.link_reconstruction": ("graph.gcn", "graph.attribute_masking"),
+            "graph.dgi": ("graph.gcn", "graph.attribute_masking"),
+            "graph.decorrelation": ("graph.gcn", "graph.grace_views"),
         },
     )
     yield ModalitySpec(
@@ -97,6 +99,10 @@ def omnissl_objectives():
                         summary="D-SLA: discriminate originals from graded perturbations, learn edit distances (Kim et al. 2022).")
     yield ObjectiveSpec(name="graph.link_reconstruction", config=link.LinkReconstructionConfig, factory=link.LinkReconstructionObjective.build,
                         summary="Link reconstruction from node embeddings (structural pretext, GAE-style).")
+    yield ObjectiveSpec(name="graph.dgi", config=dgi.DGIConfig, factory=dgi.DGIObjective.build,
+                        summary="Deep Graph Infomax: node-summary MI against shuffled features (Velickovic et al. 2019; ParetoGNN's p_ming).")
+    yield ObjectiveSpec(name="graph.decorrelation", config=decorrelation.DecorrelationConfig, factory=decorrelation.DecorrelationObjective.build,
+                        summary="CCA-SSG-style invariance + feature decorrelation of two views (ParetoGNN's p_decor).")
 
 
 @hookimpl
