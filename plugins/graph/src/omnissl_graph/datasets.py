@@ -121,7 +121,7 @@ def _check_planetoid_files(raw: Path, prefix: str) -> None:
         raise DataError(problem + "; ind.*.test.index holds one node index per line")
 
 
-def _text_table_problem(path: Path, integer: bool, sep: str | None, columns: int | None = None) -> str | None:
+def _text_table_problem(path: Path, integer: bool, sep: str | None, columns: int | None = None, skip: int = 0) -> str | None:
     """The first bad field of a numeric text table as ``'<file> line L, column C: ...'``, or ``None``.
 
     PyG's text reader reports only Python's conversion error, without the file or the line.
@@ -136,6 +136,8 @@ def _text_table_problem(path: Path, integer: bool, sep: str | None, columns: int
         lines = lines[:-1]  # PyG drops the text after the last newline
     width = columns
     for number, line in enumerate(lines, start=1):
+        if number <= skip:  # a header row
+            continue
         fields = line.split(sep)
         if width is not None and len(fields) != width:
             return f"{path} line {number}: {len(fields)} value{'s' if len(fields) != 1 else ''}, expected {width}"
@@ -287,6 +289,7 @@ def _is_numeric_row(line: str) -> bool:
 def _read_array(path: Path, what: str, dtype) -> np.ndarray:
     if not path.exists():
         raise DataError(f"data.{what}: file not found: {path}")
+    first = ""
     try:
         if path.suffix == ".npy":
             return np.load(path, allow_pickle=False).astype(dtype)
@@ -296,7 +299,10 @@ def _read_array(path: Path, what: str, dtype) -> np.ndarray:
         header = None if _is_numeric_row(first) else 0
         return pd.read_csv(path, header=header).to_numpy().astype(dtype)
     except (ValueError, OSError) as exc:
-        raise DataError(f"data.{what}: cannot read {path}: {exc}; expected a .npy array or a numeric CSV") from None
+        where = None
+        if path.suffix != ".npy" and not isinstance(exc, (OSError, UnicodeDecodeError)):  # name the line and column pandas does not
+            where = _text_table_problem(path, integer=dtype == np.int64, sep=",", skip=0 if _is_numeric_row(first) else 1)
+        raise DataError(f"data.{what}: {where or f'cannot read {path}: {exc}'}; expected a .npy array or a numeric CSV") from None
 
 
 def load_edge_list(cfg: EdgeListConfig, ctx: BuildContext | None = None) -> NodeGraphSource:
