@@ -1,0 +1,125 @@
+"""T-JEPA on UCI Adult: probe accuracy against pretraining epochs, beside the random-encoder and raw baselines.
+
+One pretraining run of ``configs/tabular/adult_tjepa.yaml`` (overridable) writes a checkpoint every
+``--every`` steps; each checkpoint's representation (the EMA target encoder's flattened tokens, what
+``tabular.probe`` reads) is then probed with the config's probe, and so is the untrained initial model
+(epoch 0). The raw-feature and random-encoder rows are computed once, in the same process, with the same
+probe seeds. Beside each point: the collapse signals as the engine logged them before issue 19 (RankMe and
+embedding std of the context encoder's uncentred mean token) and as they are read now (the same signals,
+centred, on the representation the probe reads; ``omnissl.evaluation.monitors``).
+
+The EMA momentum and the learning rate follow the schedule of the whole run, so the point at epoch ``e``
+is epoch ``e`` of an ``--epochs`` run, not a run that stopped at ``e``.
+
+Usage (a few minutes per epoch on a shared 2-core CPU)::
+
+    OMP_NUM_THREADS=1 .venv/bin/python benchmarks/tabular_tjepa_curve.py --epochs 16 --every 114 \\
+        --out runs/tjepa_curve [tasks[0].encoder.depth=4 ...]
+
+Writes ``<out>/curve.json`` and prints a markdown table.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from pathlib import Path
+
+import torch
+
+from omnissl import checkpoint as ckpt
+from omnissl.config import load_config
+from omnissl.engine import Trainer
+from omnissl.evaluation.api import EvalRun
+from omnissl.evaluation.monitors import collapse_metrics, embedding_std, monitored_representation, rankme
+from omnissl.plugins import get_plugin_manager
+from omnissl_tabular.probe import TabularProbe, TabularProbeConfig
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def signals(encoder, source, samples: int = 512) -> dict[str, float]:
+    batch = source.batch(torch.arange(min(samples, len(source))))
+    modules = [encoder, encoder.representation_encoder()]
+    modes = [m.training for m in modules]
+    for m in modules:
+        m.eval()
+    with torch.no_grad():
+        pooled = encoder(batch).pooled
+        probed = monitored_representation(encoder, batch)
+    for m, mode in zip(modules, modes):
+        m.train(mode)
+    now = collapse_metrics(probed)
+    return {
+        "old_rankme": float(rankme(pooled)), "old_embedding_std": float(embedding_std(pooled)),
+        "rankme": float(now["rankme"]), "embedding_std": float(now["embedding_std"]),
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--config", default=str(ROOT / "configs/tabular/adult_tjepa.yaml"))
+    parser.add_argument("--epochs", type=float, default=16)
+    parser.add_argument("--every", type=int, default=114, help="checkpoint interval in steps (57 steps = 1 Adult epoch at batch 512)")
+    parser.add_argument("--out", default="runs/tjepa_curve")
+    parser.add_argument("--seeds", type=int, default=2, help="probe seeds per point")
+    parser.add_argument("--heads", default="mlp", help="comma-separated probe heads (linear, mlp)")
+    parser.add_argument("--skip-train", action="store_true", help="probe the checkpoints already in --out")
+    parser.add_argument("overrides", nargs="*", help="config overrides, key.path=value")
+    args = parser.parse_args()
+
+    pm = get_plugin_manager()
+    out = Path(args.out)
+    run_overrides = [
+        *args.overrides, f"engine.epochs={args.epochs}", f"engine.checkpoint.every={args.every}", "engine.checkpoint.keep=1000",
+        "engine.checkpoint.every_minutes=null", "eval.at_end=false", f"logging.out_dir={out}", "logging.progress=false",
+    ]
+    if not args.skip_train:
+        start = time.time()
+        Trainer(load_config(args.config, run_overrides, pm), pm).fit(force_out_dir=True)
+        print(f"pretraining: {time.time() - start:.0f} s")
+
+    config = load_config(args.config, [*run_overrides[:-2], f"logging.out_dir={out / 'curve'}"], pm)
+    trainer = Trainer(config, pm)
+    task = config.tasks[0]
+    source = trainer.sources[task.name]
+    encoder = trainer.model.tasks[task.name].encoder
+    probe_params = dict(task.eval[0].params) if task.eval else {}
+    probe_params.update(heads=args.heads.split(","), seeds=args.seeds, baselines=[])
+    probe = TabularProbe(TabularProbeConfig(**probe_params))
+    steps_per_epoch = len(source) / config.engine.batch_size
+
+    def probe_now(step: int, enc, baselines=()) -> dict[str, float]:
+        probe.cfg = probe.cfg.model_copy(update={"baselines": list(baselines)})
+        run = EvalRun(encoder=enc, data=source, device=trainer.device, random_encoder=trainer._random_encoder_builder(task), seed=config.seed, step=step)
+        return probe(run).metrics
+
+    points = []
+    baselines = probe_now(0, encoder, ("raw", "random"))
+    checkpoints = sorted((out / "checkpoints").glob("step_*.pt"), key=lambda p: int(p.stem.split("_")[1]))
+    for path in [None, *checkpoints]:
+        if path is not None:
+            trainer.model.load_state_dict(ckpt.load(path)["model"])
+        step = 0 if path is None else int(path.stem.split("_")[1])
+        metrics = baselines if path is None else probe_now(step, encoder)
+        point = {"step": step, "epoch": round(step / steps_per_epoch, 2), **signals(encoder, source)}
+        point.update({k: v for k, v in metrics.items() if k.startswith("pretrained/")})
+        points.append(point)
+        print(json.dumps(point), flush=True)
+    result = {"config": args.config, "overrides": run_overrides, "seeds": args.seeds, "baselines": baselines, "points": points}
+    (out / "curve.json").write_text(json.dumps(result, indent=1))
+
+    heads = args.heads.split(",")
+    print("\n| epoch | " + " | ".join(f"T-JEPA {h}" for h in heads) + " | RankMe (old / now) | emb. std (old / now) |")
+    print("|---|" + "---|" * len(heads) + "---|---|")
+    for p in points:
+        accs = " | ".join(f"{p[f'pretrained/{h}/accuracy']:.4f} ± {p[f'pretrained/{h}/accuracy_std']:.4f}" for h in heads)
+        print(f"| {p['epoch']} | {accs} | {p['old_rankme']:.2f} / {p['rankme']:.1f} | {p['old_embedding_std']:.4f} / {p['embedding_std']:.4f} |")
+    for name in ("random_encoder", "raw_features"):
+        accs = " | ".join(f"{baselines[f'{name}/{h}/accuracy']:.4f} ± {baselines[f'{name}/{h}/accuracy_std']:.4f}" for h in heads)
+        print(f"| {name.replace('_', ' ')} | {accs} | | |")
+
+
+if __name__ == "__main__":
+    main()
