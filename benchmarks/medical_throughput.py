@@ -1,0 +1,132 @@
+"""Pretraining throughput of the medical objectives (volumes/s), and MAE's visible-only encoder vs all patches.
+
+Each case runs the real training step (views on the device, objective forward, backward, AdamW step, bf16
+autocast on CUDA) on VesselMNIST3D 28³ volumes when ``../shared/data`` has them (else generated 28³
+volumes), batch 32, with the encoders of the shipped configs, after warm-up steps.
+
+The MAE ratio: the same ViT (dim 192, depth 6, 343 patches) encodes a batch once with ``keep=`` (the 25%
+visible patches, what ``medical.mae3d`` does) and once with every patch, forward + backward, alternating
+the two in one process; the ratio of their times is reported (a ratio taken in one run).
+
+    OMP_NUM_THREADS=1 .venv/bin/python benchmarks/medical_throughput.py --steps 5 --json benchmarks/results/medical_throughput_cpu.json
+    .venv/bin/python benchmarks/medical_throughput.py --device cuda --steps 50 --json benchmarks/results/medical_throughput_cuda.json
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import platform
+import time
+from pathlib import Path
+
+import torch
+
+from omnissl.plugins import PluginManager
+from omnissl.specs import BuildContext
+from omnissl.testing.data import shared_data_dir
+
+CASES = [
+    ("medical.mae3d", ("medical.vit", {"patch_size": 4, "dim": 192, "depth": 6, "heads": 6}), ("medical.patch_masking", {"patch_size": 4}), {}),
+    ("medical.swin_ssl", ("medical.swin", {"embed_dim": 24}), ("medical.swin_ssl_views", {}), {}),
+    ("medical.global_local_contrast", ("medical.resnet", {}), ("medical.global_local_views", {}), {}),
+]
+
+
+def source_28(registry):
+    root = shared_data_dir()
+    path = root / "medical" / "vesselmnist3d" / "vesselmnist3d.npz" if root else None
+    if path is not None and path.is_file():
+        return registry.get("datasets", "medical.medmnist3d").build({"path": str(path)}, BuildContext()), "VesselMNIST3D 28³"
+    return registry.get("datasets", "medical.synthetic").build({"num_volumes": 256, "size": 28}, BuildContext()), "generated 28³"
+
+
+def autocast(device: torch.device):
+    return torch.autocast("cuda", dtype=torch.bfloat16) if device.type == "cuda" else contextlib.nullcontext()
+
+
+def sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize()
+
+
+def bench(registry, case, source, device, steps: int, warmup: int, batch_size: int) -> dict:
+    objective, (encoder, enc_params), (views, view_params), obj_params = case
+    torch.manual_seed(0)
+    ctx = BuildContext(data=source)
+    enc = registry.get("encoders", encoder).build(enc_params, ctx).to(device)
+    ctx.encoder = enc
+    view = registry.get("view_generators", views).build(view_params, ctx).to(device)
+    obj = registry.get("objectives", objective).build(obj_params, ctx).to(device)
+    opt = torch.optim.AdamW([p for m in (enc, obj) for p in m.parameters() if p.requires_grad], lr=1e-4)
+    gen = torch.Generator(device=device).manual_seed(0)
+    order = torch.Generator().manual_seed(1)
+    elapsed = 0.0
+    for step in range(warmup + steps):
+        batch = source.batch(torch.randint(len(source), (batch_size,), generator=order).to(device))
+        sync(device)
+        start = time.perf_counter()
+        with autocast(device):
+            out = obj(enc, view(batch, gen))
+        out.loss.backward()
+        opt.step()
+        opt.zero_grad(set_to_none=True)
+        sync(device)
+        if step >= warmup:
+            elapsed += time.perf_counter() - start
+    params = sum(p.numel() for m in (enc, obj) for p in m.parameters())
+    return {"objective": objective, "encoder": encoder, "volumes_per_s": steps * batch_size / elapsed, "step_ms": 1000 * elapsed / steps, "parameters": params}
+
+
+def mae_visible_ratio(registry, source, device, repeats: int, batch_size: int, mask_ratio: float = 0.75) -> dict:
+    """Forward + backward of the ViT on the visible 25% (``keep=``) vs on every patch, alternating."""
+    torch.manual_seed(0)
+    enc = registry.get("encoders", "medical.vit").build({"patch_size": 4, "dim": 192, "depth": 6, "heads": 6}, BuildContext(data=source)).to(device)
+    batch = source.batch(torch.arange(batch_size, device=device))
+    n = enc.num_patches
+    keep = torch.rand(batch_size, n, device=device).argsort(dim=1)[:, : round(n * (1 - mask_ratio))]
+    times = {"visible": 0.0, "all": 0.0}
+    for r in range(repeats + 1):
+        for name, k in (("visible", keep), ("all", None)) if r % 2 == 0 else (("all", None), ("visible", keep)):
+            sync(device)
+            start = time.perf_counter()
+            with autocast(device):
+                out = enc(batch, keep=k)
+            out.pooled.float().pow(2).mean().backward()
+            enc.zero_grad(set_to_none=True)
+            sync(device)
+            if r > 0:  # first round is warm-up
+                times[name] += time.perf_counter() - start
+    return {"patches": n, "visible": keep.shape[1], "visible_ms": 1000 * times["visible"] / repeats, "all_ms": 1000 * times["all"] / repeats,
+            "speedup_all_over_visible": times["all"] / times["visible"]}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--device", default="cpu")
+    parser.add_argument("--steps", type=int, default=5)
+    parser.add_argument("--warmup", type=int, default=2)
+    parser.add_argument("--batch-size", type=int, default=32)
+    parser.add_argument("--json", default=None)
+    args = parser.parse_args()
+    device = torch.device(args.device)
+    registry = PluginManager().registry
+    source, data_name = source_28(registry)
+    source.to(device)
+    results = [bench(registry, case, source, device, args.steps, args.warmup, args.batch_size) for case in CASES]
+    ratio = mae_visible_ratio(registry, source, device, max(2, args.steps), args.batch_size)
+    name = torch.cuda.get_device_name(device) if device.type == "cuda" else platform.processor() or platform.machine()
+    report = {"device": str(device), "device_name": name, "threads": torch.get_num_threads(), "data": data_name,
+              "batch_size": args.batch_size, "steps": args.steps, "objectives": results, "mae_encoder": ratio}
+    for r in results:
+        print(f"{r['objective']:32s} {r['encoder']:16s} {r['volumes_per_s']:8.1f} volumes/s  {r['step_ms']:8.1f} ms/step  {r['parameters'] / 1e6:.2f} M params")
+    print(f"MAE ViT encoder, forward+backward on {ratio['visible']} of {ratio['patches']} patches: {ratio['visible_ms']:.1f} ms; "
+          f"all patches: {ratio['all_ms']:.1f} ms; all / visible = {ratio['speedup_all_over_visible']:.2f}x")
+    if args.json:
+        Path(args.json).parent.mkdir(parents=True, exist_ok=True)
+        Path(args.json).write_text(json.dumps(report, indent=2))
+
+
+if __name__ == "__main__":
+    main()
