@@ -333,8 +333,9 @@ class Trainer:
 
         Before anything is written: the checks that need the built run pass (:meth:`_preflight`), the lock on
         ``out_dir`` is taken (:class:`rundir.RunLock`; it creates the folder and the lock file), and the
-        checkpoint to resume is verified and its config compared with this one. ``fallback`` resumes from the newest numbered checkpoint that verifies when
-        the chosen one does not; ``force_out_dir`` writes into a folder that holds files but no run.
+        checkpoint to resume is verified and its config compared with this one. ``fallback`` resumes from the
+        newest numbered checkpoint that verifies when the chosen one does not; ``force_out_dir`` writes into a
+        folder that holds files but no run.
         """
         self.last_checkpoint: Path | None = None
         self.last_save_time = time.monotonic()
@@ -413,7 +414,7 @@ class Trainer:
     def _prepare_out_dir(self, force: bool) -> list[str]:
         """Rank 0: archive an earlier run (fresh) or tidy after a kill (resume); mark the folder; write config.json."""
         notes = []
-        if self.last_checkpoint is not None and self.last_checkpoint.parent == self.out_dir / "checkpoints":
+        if self.last_checkpoint is not None and self.last_checkpoint.resolve().parent == (self.out_dir / "checkpoints").resolve():
             for tmp in rundir.remove_stale_temporaries(self.out_dir / "checkpoints"):
                 notes.append(f"removed {tmp.name}, a partial checkpoint left by a killed run")
             for log_name in ("metrics.jsonl", "evals.jsonl"):
@@ -594,6 +595,10 @@ class Trainer:
             encoder.train(was_training)
             if z.shape[0] > self.config.engine.monitor_samples:  # node-level: one graph, many nodes
                 z = z[: self.config.engine.monitor_samples]
+            if not bool(torch.isfinite(z).all()):  # at log time only; an SVD cannot take inf/NaN (weights blew up)
+                nan = torch.full((), float("nan"), device=z.device)
+                out.update({f"{name}/rankme": nan, f"{name}/embedding_std": nan})
+                continue
             out.update({f"{name}/{k}": v for k, v in collapse_metrics(z).items()})
         return out
 
