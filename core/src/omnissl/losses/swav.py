@@ -37,14 +37,21 @@ DIRECT_EXPONENT_RANGE = 80.0
 
 
 def _direct_sinkhorn(scores: Tensor, epsilon: float, iterations: int, score_bound: float) -> Tensor:
-    """The reference iterates on ``exp((scores - bound) / epsilon)``, in place, without log-sum-exps."""
-    # the shift is a global constant, which the first row normalisation removes (as the reference's Q /= sum(Q))
-    q = torch.exp((scores.float() - score_bound) / epsilon).T  # (K, B)
+    """The reference iterates on ``exp((scores - bound) / epsilon)``, kept as scaling vectors.
+
+    Every iterate of the reference is ``diag(u) K diag(v)``: a row normalisation only rescales ``u`` and a
+    column normalisation only rescales ``v``. So each iteration is two matrix-vector products over ``K``
+    (read only) instead of two reductions and two in-place divisions of the whole matrix, and ``Q`` is formed
+    once at the end. The shift by the bound is a global constant, which the first row normalisation removes
+    (as the reference's ``Q /= sum(Q)``); its divisions by ``K`` and ``B`` rescale rows or columns that the next
+    normalisation fixes, so they are skipped.
+    """
+    kernel = scores.float().div(epsilon).sub_(score_bound / epsilon).exp_()  # (B, K), one allocation
+    v = torch.ones(kernel.shape[0], dtype=kernel.dtype, device=kernel.device)
     for _ in range(iterations):
-        q /= distributed.all_reduce_sum(q.sum(dim=1, keepdim=True))
-        # the reference's divisions by K and B only rescale rows or columns that the next step normalises
-        q /= q.sum(dim=0, keepdim=True)
-    return q.T
+        u = distributed.all_reduce_sum(kernel.T @ v).reciprocal_()  # prototypes: row sums over the global batch
+        v = (kernel @ u).reciprocal_()  # samples: each column of Q sums to 1
+    return kernel.mul_(u).mul_(v.unsqueeze(1))
 
 
 def _log_sinkhorn(scores: Tensor, epsilon: float, iterations: int) -> Tensor:
