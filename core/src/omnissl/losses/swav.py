@@ -78,9 +78,9 @@ def sinkhorn_knopp(scores: Tensor, epsilon: float = 0.05, iterations: int = 3, *
 
     - direct (fast): when the caller bounds the scores (``|s| <= score_bound``, e.g. 1 for cosine scores to
       unit prototypes) and ``2 * score_bound / epsilon <= 80``, the reference's exponentials are taken after
-      subtracting ``score_bound`` (a constant the normalisation removes) and scaled in place: nothing can
-      overflow, and no row can underflow to zero in fp32. SwAV's defaults (cosine scores, ``epsilon`` 0.05:
-      range 40) take this path.
+      subtracting ``score_bound`` (a constant the normalisation removes) and the normalisations are kept as
+      two scaling vectors (two matrix-vector products per iteration): nothing can overflow, and no row can
+      underflow to zero in fp32. SwAV's defaults (cosine scores, ``epsilon`` 0.05: range 40) take this path.
     - log domain (stable): otherwise (no bound given, or a smaller ``epsilon``), every scaling is a
       log-sum-exp, which stays finite where the reference code overflows or underflows.
 
