@@ -4,6 +4,7 @@ import pytest
 import torch
 
 from omnissl.checkpoint import save_atomic
+from omnissl.errors import ConfigError
 from omnissl.interfaces import Progress
 from omnissl.specs import BuildContext
 from omnissl_speech import encoders, views
@@ -121,3 +122,19 @@ def test_gumbel_temperature_is_checkpointed(tiny_source):
     assert float(resumed.quantizer.tau) == pytest.approx(2.0 * 0.9**5)
     objective.after_step(Progress(step=100, total_steps=100))
     assert float(objective.quantizer.tau) == 0.5  # floored at tau_end
+
+
+def test_w2v_bert_trains_conformer_blocks(tiny_source):
+    """The paper's context network: gradients of both losses reach the conformer's convolution modules."""
+    torch.manual_seed(0)
+    cfg = encoders.FrameTransformerConfig(dim=32, depth=2, heads=2, dropout=0.0, block="conformer", conv_kernel=5)
+    encoder = encoders.frame_transformer(cfg, BuildContext(data=tiny_source))
+    objective = w2v_bert.W2VBERTObjective.build(w2v_bert.W2VBERTConfig(entries=16, num_negatives=5), BuildContext(encoder=encoder))
+    masking = views.SpanMasking(views.SpanMaskingConfig(mask_prob=0.2, span=3), encoder)
+    out = objective(encoder, masking(tiny_source.gather(torch.arange(6)), torch.Generator().manual_seed(0)))
+    out.loss.backward()
+    for block in encoder.trunk.blocks:
+        depthwise = block.conv_module.sequential[2].weight
+        assert depthwise.grad is not None and depthwise.grad.abs().sum() > 0
+    with pytest.raises(ConfigError, match="must be odd"):
+        encoders.frame_transformer(cfg.model_copy(update={"conv_kernel": 4}), BuildContext(data=tiny_source))
