@@ -49,6 +49,13 @@ class Pair:
     theirs: Callable[..., torch.Tensor]
     value_map: Callable[[torch.Tensor], torch.Tensor] = lambda v: v  # lightly's value -> omnissl's
     grad_scale: float = 1.0  # omnissl's gradient / lightly's
+    modules: tuple = ()  # stateful parts (queues) that move with the inputs
+
+    def to(self, device: torch.device) -> Pair:
+        self.inputs = tuple(x.to(device) for x in self.inputs)
+        for m in self.modules:
+            m.to(device)
+        return self
 
 
 def _randn(g: torch.Generator, *shape: int) -> torch.Tensor:
@@ -133,7 +140,7 @@ def moco(batch: int, g: torch.Generator) -> Pair:
         queue.push(F.normalize(k.detach(), dim=1))
         return value
 
-    return Pair((_randn(g, batch, 128), _randn(g, batch, 128)), ours, lambda q, k: theirs(q, k.detach()))
+    return Pair((_randn(g, batch, 128), _randn(g, batch, 128)), ours, lambda q, k: theirs(q, k.detach()), modules=(queue, theirs))
 
 
 def mochi_no_mixing(batch: int, g: torch.Generator) -> Pair:
@@ -146,7 +153,7 @@ def mochi_no_mixing(batch: int, g: torch.Generator) -> Pair:
         queue.push(F.normalize(k.detach(), dim=1))
         return value
 
-    return Pair((_randn(g, batch, 128), _randn(g, batch, 128)), ours, lambda q, k: theirs(q, k.detach()))
+    return Pair((_randn(g, batch, 128), _randn(g, batch, 128)), ours, lambda q, k: theirs(q, k.detach()), modules=(queue, theirs))
 
 
 CASES: dict[str, Callable[[int, torch.Generator], Pair]] = {
@@ -168,9 +175,9 @@ def _run(fn: Callable[..., torch.Tensor], inputs: Inputs) -> tuple[torch.Tensor,
     return value.detach().reshape(()), [torch.zeros_like(x) if gr is None else gr for x, gr in zip(leaves, grads)]
 
 
-def check_parity(name: str, batch: int, seed: int = 0, rtol: float = 1e-4) -> dict:
+def check_parity(name: str, batch: int, seed: int = 0, rtol: float = 1e-4, device: str = "cpu") -> dict:
     """Value and gradient of omnissl and lightly on the same inputs; raises AssertionError on a mismatch."""
-    pair = CASES[name](batch, torch.Generator().manual_seed(seed))
+    pair = CASES[name](batch, torch.Generator().manual_seed(seed)).to(torch.device(device))
     ours, ours_grads = _run(pair.ours, pair.inputs)
     theirs, theirs_grads = _run(pair.theirs, pair.inputs)
     expected = pair.value_map(theirs)
@@ -186,18 +193,25 @@ def check_parity(name: str, batch: int, seed: int = 0, rtol: float = 1e-4) -> di
     return {"value": float(ours), "lightly_value": float(expected), "value_abs_err": value_err, "grad_rel_err": grad_err}
 
 
+def _sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
 def _time_one(fn: Callable[..., torch.Tensor], leaves: list[torch.Tensor]) -> float:
     for x in leaves:
         x.grad = None
+    _sync(leaves[0].device)
     start = time.perf_counter()
     fn(*leaves).backward()
+    _sync(leaves[0].device)
     return time.perf_counter() - start
 
 
-def time_ratio(name: str, batch: int, min_rounds: int = 7, seconds: float = 2.0) -> dict:
+def time_ratio(name: str, batch: int, min_rounds: int = 7, seconds: float = 2.0, device: str = "cpu") -> dict:
     """Forward + backward of each, one call at a time in ABBA order; the ratio is the median of the per-round
     ratios (paired rounds cancel the load drift of a shared machine), beside each side's median time."""
-    pair = CASES[name](batch, torch.Generator().manual_seed(0))
+    pair = CASES[name](batch, torch.Generator().manual_seed(0)).to(torch.device(device))
     leaves = [x.clone().requires_grad_(True) for x in pair.inputs]
     for fn in (pair.ours, pair.theirs, pair.ours, pair.theirs):  # warm-up (allocator, lazy init)
         _time_one(fn, leaves)
@@ -224,6 +238,7 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=7, help="fewest ABBA rounds per case")
     parser.add_argument("--seconds", type=float, default=2.0, help="time budget per case and side")
     parser.add_argument("--only", nargs="*", default=None, help=f"subset of {sorted(CASES)}")
+    parser.add_argument("--device", default="cpu", help="cpu or cuda (fp32 inputs on the device; GPU times need a sync, done)")
     parser.add_argument("--out", default="benchmarks/results/objectives_vs_lightly.json")
     args = parser.parse_args()
     import lightly
@@ -236,8 +251,8 @@ def main() -> None:
     rows = []
     for name in names:
         for batch in args.batch_sizes:
-            parity = check_parity(name, batch)
-            timing = time_ratio(name, batch, args.rounds, args.seconds)
+            parity = check_parity(name, batch, device=args.device)
+            timing = time_ratio(name, batch, args.rounds, args.seconds, args.device)
             rows.append({"objective": name, "batch": batch, **parity, **timing})
             print(
                 f"{name:22s} B={batch:5d}  omnissl {timing['omnissl_ms']:8.2f} ms  lightly {timing['lightly_ms']:8.2f} ms  "
@@ -245,7 +260,8 @@ def main() -> None:
                 flush=True,
             )
     meta = {
-        "torch": torch.__version__, "lightly": lightly.__version__, "threads": 1, "device": "cpu",
+        "torch": torch.__version__, "lightly": lightly.__version__, "threads": 1,
+        "device": torch.cuda.get_device_name() if args.device == "cuda" else "cpu",
         "cpu": platform.processor() or platform.machine(), "cores": os.cpu_count(),
         "load_average": os.getloadavg(),
     }
