@@ -66,6 +66,9 @@ def main() -> None:
     parser.add_argument("--seeds", type=int, default=2, help="probe seeds per point")
     parser.add_argument("--heads", default="mlp", help="comma-separated probe heads (linear, mlp)")
     parser.add_argument("--skip-train", action="store_true", help="probe the checkpoints already in --out")
+    parser.add_argument("--final-only", action="store_true", help="probe only the last checkpoint (with --compare)")
+    parser.add_argument("--compare", action="store_true",
+                        help="also probe the last checkpoint's context encoder and mean-token (pooled) representations")
     parser.add_argument("overrides", nargs="*", help="config overrides, key.path=value")
     args = parser.parse_args()
 
@@ -96,9 +99,9 @@ def main() -> None:
         return probe(run).metrics
 
     points = []
-    baselines = probe_now(0, encoder, ("raw", "random"))
+    baselines = {} if args.final_only else probe_now(0, encoder, ("raw", "random"))
     checkpoints = sorted((out / "checkpoints").glob("step_*.pt"), key=lambda p: int(p.stem.split("_")[1]))
-    for path in [None, *checkpoints]:
+    for path in ([checkpoints[-1]] if args.final_only else [None, *checkpoints]):
         if path is not None:
             trainer.model.load_state_dict(ckpt.load(path)["model"])
         step = 0 if path is None else int(path.stem.split("_")[1])
@@ -107,8 +110,19 @@ def main() -> None:
         point.update({k: v for k, v in metrics.items() if k.startswith("pretrained/")})
         points.append(point)
         print(json.dumps(point), flush=True)
-    result = {"config": args.config, "overrides": run_overrides, "seeds": args.seeds, "baselines": baselines, "points": points}
-    (out / "curve.json").write_text(json.dumps(result, indent=1))
+    compared = {}
+    if args.compare:  # which representation should the probe read? the last checkpoint, read four ways
+        for use_target in (True, False):
+            for representation in ("flatten", "pooled"):
+                probe.cfg = probe.cfg.model_copy(update={"use_target": use_target, "representation": representation})
+                name = f"{'target' if use_target else 'context'} {representation}"
+                compared[name] = {k: v for k, v in probe_now(points[-1]["step"], encoder).items() if k.startswith("pretrained/")}
+                print(name, json.dumps(compared[name]), flush=True)
+        probe.cfg = probe.cfg.model_copy(update={"use_target": True, "representation": "pooled"})
+        compared["random encoder pooled"] = {k: v for k, v in probe_now(0, encoder, ("random",)).items() if k.startswith("random")}
+        print("random encoder pooled", json.dumps(compared["random encoder pooled"]), flush=True)
+    result = {"config": args.config, "overrides": run_overrides, "seeds": args.seeds, "baselines": baselines, "points": points, "compared": compared}
+    (out / ("compare.json" if args.final_only else "curve.json")).write_text(json.dumps(result, indent=1))
 
     heads = args.heads.split(",")
     print("\n| epoch | " + " | ".join(f"T-JEPA {h}" for h in heads) + " | RankMe (old / now) | emb. std (old / now) |")
@@ -116,7 +130,7 @@ def main() -> None:
     for p in points:
         accs = " | ".join(f"{p[f'pretrained/{h}/accuracy']:.4f} ± {p[f'pretrained/{h}/accuracy_std']:.4f}" for h in heads)
         print(f"| {p['epoch']} | {accs} | {p['old_rankme']:.2f} / {p['rankme']:.1f} | {p['old_embedding_std']:.4f} / {p['embedding_std']:.4f} |")
-    for name in ("random_encoder", "raw_features"):
+    for name in ("random_encoder", "raw_features") if baselines else ():
         accs = " | ".join(f"{baselines[f'{name}/{h}/accuracy']:.4f} ± {baselines[f'{name}/{h}/accuracy_std']:.4f}" for h in heads)
         print(f"| {name.replace('_', ' ')} | {accs} | | |")
 
