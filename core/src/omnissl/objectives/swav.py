@@ -9,9 +9,12 @@ Reference: Caron et al., "Unsupervised Learning of Visual Features by Contrastin
   natural crop (speech segments, table rows) simply give two views.
 - the queue (section 4.3, "small batches"): per large crop, a first-in first-out queue of the normalised
   embeddings of earlier batches (3840 for batch 256 on ImageNet); their scores against the current prototypes
-  join the Sinkhorn normalisation, and their codes are dropped. As the reference, each process keeps its own
-  queue (Sinkhorn's row sums are still reduced over processes); pushing starts at ``queue_start_step`` (the
-  paper starts at epoch 15) and the queue is used once it is full.
+  join the Sinkhorn normalisation, and their codes are dropped. ``queue_size`` counts rows over all processes
+  (the reference's ``queue_length``, split across GPUs there). Every process holds the same gathered queue
+  (so DDP's buffer broadcast cannot change it) and feeds a disjoint ``rank::world`` slice to Sinkhorn, whose
+  row sums are reduced over processes: the codes are those of one process with the global batch and the whole
+  queue, as the reference's per-GPU queues give. Pushing starts at ``queue_start_step`` (the paper starts at
+  epoch 15) and the queue is used once it is full.
 - frozen prototypes (``freeze_prototypes_niters``, 313 iterations in the paper): during the first
   ``freeze_prototypes_steps`` steps the prototypes get no gradient (their scores use a detached weight, so the
   optimizer sees ``grad = None``, as the reference's ``p.grad = None``).
@@ -28,6 +31,7 @@ import torch.nn.functional as F
 from pydantic import Field
 from torch import Tensor, nn
 
+from omnissl import distributed
 from omnissl.interfaces import Encoder, Objective, ObjectiveOutput, Progress, Views
 from omnissl.losses.swav import Prototypes, SwAVLoss
 from omnissl.nn import MLPHead
@@ -42,7 +46,7 @@ class SwAVConfig(ComponentConfig):
         num_prototypes (64; paper 3000), temperature (0.1), epsilon (0.05), sinkhorn_iterations (3).
         hidden_dim (512; paper 2048), proj_dim (128): the projection head.
         num_large_crops: the first views that are large crops and give codes (2, paper ``crops_for_assign``).
-        queue_size: embeddings kept per large crop (0: no queue; paper 3840 at batch 256).
+        queue_size: embeddings kept per large crop, over all processes (0: no queue; paper 3840 at batch 256).
         queue_start_step: step from which embeddings are pushed (0; paper: epoch 15).
         freeze_prototypes_steps: first steps without prototype updates (0; paper 313 iterations, about one
             ImageNet epoch at batch 4096: set it to about one epoch of your data).
@@ -73,7 +77,7 @@ class SwAVObjective(Objective):
         self.prototypes = Prototypes(cfg.proj_dim, cfg.num_prototypes)
         self.loss = SwAVLoss(cfg.temperature, cfg.epsilon, cfg.sinkhorn_iterations)
         self.queues = nn.ModuleList(
-            FeatureQueue(cfg.queue_size, cfg.proj_dim, init="empty", gather=False) for _ in range(cfg.num_large_crops if cfg.queue_size else 0)
+            FeatureQueue(cfg.queue_size, cfg.proj_dim, init="empty") for _ in range(cfg.num_large_crops if cfg.queue_size else 0)
         )
         self.register_buffer("step", torch.zeros((), dtype=torch.long))
         self._step = 0
@@ -97,7 +101,8 @@ class SwAVObjective(Objective):
         queue_scores = None
         if self.queues and self.queues[0].full:
             weight = self.prototypes.weight.detach().float()
-            queue_scores = [q.values() @ weight.T for q in self.queues[:large]]
+            rank, world = distributed.rank(), distributed.world_size()
+            queue_scores = [q.values()[rank::world] @ weight.T for q in self.queues[:large]]
         loss = self.loss.multi_crop(scores[:large], scores[large:], queue_scores)
         if self.queues and self._step >= self.cfg.queue_start_step:
             for queue, z in zip(self.queues, embeddings[:large]):
