@@ -6,6 +6,7 @@ from importlib.resources import files
 
 import torch
 
+from omnissl import loggers
 from omnissl.data import TensorSource
 from omnissl.hookspecs import hookimpl
 from omnissl.evaluation.probes import KNNProbeConfig, LinearProbeConfig, knn_probe_evaluator, linear_probe_evaluator
@@ -25,7 +26,7 @@ from omnissl.objectives.token_masking import TokenMasking, TokenMaskingConfig
 from omnissl.objectives.vicreg import VICRegConfig, VICRegObjective
 from omnissl.nn.token_encoder import TokenTransformerConfig, token_transformer
 from omnissl.nn.trunk import TransformerTrunk, TrunkConfig
-from omnissl.specs import DatasetSpec, EncoderSpec, EvaluatorSpec, ModalitySpec, ObjectiveSpec, ViewGeneratorSpec
+from omnissl.specs import CallbackSpec, DatasetSpec, EncoderSpec, EvaluatorSpec, ModalitySpec, ObjectiveSpec, ViewGeneratorSpec
 from omnissl.testing import toy
 
 
@@ -176,3 +177,15 @@ def omnissl_evaluators():
 @hookimpl
 def omnissl_config_dirs():
     return [files("omnissl") / "configs"]
+
+
+@hookimpl
+def omnissl_callbacks():
+    yield CallbackSpec(
+        name="core.wandb", config=loggers.WandbConfig, factory=loggers.build_wandb,
+        summary="Weights & Biases: the run config and every logged and evaluated metric (extra omnissl[wandb]; offline mode supported).",
+    )
+    yield CallbackSpec(
+        name="core.mlflow", config=loggers.MLflowConfig, factory=loggers.build_mlflow,
+        summary="MLflow: the flattened run config as parameters and every metric by step (extra omnissl[mlflow]; local file store by default).",
+    )

@@ -438,6 +438,13 @@ class Trainer:
         self.logger = MetricsLogger(self.out_dir, self.total_steps, self.step, cfg.logging.tensorboard, cfg.logging.progress, enabled=self.rank == 0)
         for note in notes:
             self.logger.print(note)
+        if self.rank == 0:
+            for name, source in self.sources.items():
+                if hasattr(source, "describe"):
+                    self.logger.print(f"data {name!r}: {source.describe()}")
+            for callback in self.callbacks:
+                if hasattr(callback, "on_start"):
+                    callback.on_start(json.loads(cfg.model_dump_json()), self.out_dir)
         self._init_metrics()
         self.loaders = {name: self._loader(name) for name in self.streams} if eng.workers else {}
         stop = distributed.StopAgreement()
@@ -492,7 +499,7 @@ class Trainer:
                 raise Interrupted(signum, self.step, self.save_checkpoint())
             final = self.save_checkpoint()
             evals = self._evaluate_interruptibly(checkpoint=final) if cfg.eval.at_end else []
-            for callback in self.callbacks:
+            for callback in self.callbacks if self.rank == 0 else []:
                 callback.on_end(self.step)
             return RunResult(step=self.step, out_dir=self.out_dir, metrics=self.last_metrics, evals=evals, checkpoint=final, model=self.model)
         finally:
@@ -602,6 +609,11 @@ class Trainer:
             out.update({f"{name}/{k}": v for k, v in collapse_metrics(z).items()})
         return out
 
+    def _callbacks_on_log(self, metrics: dict[str, float]) -> None:
+        """Callbacks see what rank 0 logs (one tracker run per job, not one per process)."""
+        for callback in self.callbacks if self.rank == 0 else []:
+            callback.on_log(self.step, metrics)
+
     def _log(self, start_time: float, start_step: int) -> None:
         self._check_finite()
         eng = self.config.engine
@@ -625,8 +637,7 @@ class Trainer:
         metrics["samples_per_s"] = self.samples / max(now - self.last_log_time, 1e-9)
         self.last_metrics = metrics
         self.logger.log(self.step, metrics)
-        for callback in self.callbacks:
-            callback.on_log(self.step, metrics)
+        self._callbacks_on_log(metrics)
         floor = eng.collapse_floor
         for key, value in metrics.items():
             if floor and key.endswith(("/rankme", "/embedding_std")) and value < floor:
@@ -649,7 +660,9 @@ class Trainer:
                     )
                     result = evaluator(run)
                     results.append(result)
-                    self.logger.log(self.step, {f"eval/{task.name}/{result.name}/{k}": v for k, v in result.metrics.items()})
+                    flat = {f"eval/{task.name}/{result.name}/{k}": v for k, v in result.metrics.items()}
+                    self.logger.log(self.step, flat)
+                    self._callbacks_on_log(flat)
                     self.logger.table(f"{task.name}: {result.name} (step {self.step})", result.rows)
             try:
                 with open(self.out_dir / "evals.jsonl", "a") as fh:
