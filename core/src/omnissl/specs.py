@@ -169,7 +169,9 @@ class EvaluatorSpec(ComponentSpec):
 
 @dataclass(frozen=True, kw_only=True)
 class CallbackSpec(ComponentSpec):
-    """A callback factory: ``factory(config, ctx) -> Callback`` with ``on_log(step, metrics)`` and ``on_end``."""
+    """A callback factory: ``factory(config, ctx) -> Callback`` with ``on_log(step, metrics)`` and ``on_end(step)``,
+    and optionally ``on_start(config: dict, out_dir: Path)`` (the run config as plain data). All run on rank 0,
+    on the host, at log intervals and evaluations, never inside the step."""
 
     kind: ClassVar[str] = "callback"
 
