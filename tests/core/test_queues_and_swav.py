@@ -165,3 +165,28 @@ def test_swav_objective_multi_crop_queue_and_frozen_prototypes():
     assert resumed._step == 2 and torch.equal(resumed.queues[1].ordered(), objective.queues[1].ordered())
     with pytest.raises(ValueError, match="two views"):
         objective(encoder, Views(inputs=views.inputs[:1]))
+
+
+def test_swav_takes_the_direct_sinkhorn_on_cosine_scores_and_the_log_domain_below_safe_epsilon(monkeypatch):
+    import omnissl.losses.swav as swav
+
+    calls = []
+    for name in ("_direct_sinkhorn", "_log_sinkhorn"):
+        original = getattr(swav, name)
+        monkeypatch.setattr(swav, name, lambda *a, _f=original, _n=name: calls.append(_n) or _f(*a))
+    g = torch.Generator().manual_seed(0)
+    scores = F.normalize(torch.randn(6, 4, generator=g), dim=1) @ F.normalize(torch.randn(5, 4, generator=g), dim=1).T
+    SwAVLoss(epsilon=0.05)(scores, scores.flip(0))
+    assert calls == ["_direct_sinkhorn", "_direct_sinkhorn"]
+    calls.clear()
+    loss = SwAVLoss(epsilon=0.01)(scores * 1.05, scores.flip(0) * 1.05)  # range 2.1 / 0.01 > 80: log domain
+    assert calls == ["_log_sinkhorn", "_log_sinkhorn"] and torch.isfinite(loss)
+
+
+def test_mochi_without_mixing_returns_before_ranking_negatives():
+    from omnissl.losses.mochi import mix_hard_negatives
+
+    q = torch.randn(3, 4)
+    # scores=None would fail in top-k: nothing may touch them when nothing is mixed
+    out = mix_hard_negatives(q, torch.randn(7, 4), None, num_hard=5, num_mix=0, num_query_mix=0, generator=None, row_ids=torch.arange(3), total_rows=3)
+    assert out.shape == (3, 0, 4)
