@@ -9,6 +9,7 @@ import torch
 from omnissl import loggers
 from omnissl.data import TensorSource
 from omnissl.hookspecs import hookimpl
+from omnissl.evaluation.finetune import FinetuneConfig, finetune_evaluator
 from omnissl.evaluation.probes import KNNProbeConfig, LinearProbeConfig, knn_probe_evaluator, linear_probe_evaluator
 from omnissl.objectives.amcl import AMCLConfig, AMCLObjective
 from omnissl.objectives.barlow_twins import BarlowTwinsConfig, BarlowTwinsObjective
@@ -49,7 +50,7 @@ def omnissl_modalities():
         summary="Labelled Gaussian clusters: (B, dim) float rows.",
         example_batch=toy.example_batch,
         example_data=lambda: toy.toy_source(toy.ToyDataConfig(num_samples=64)),
-        evaluators=("core.linear_probe", "core.knn_probe"),
+        evaluators=("core.linear_probe", "core.knn_probe", "core.finetune"),
         encoders=("toy.mlp",),
         views=("toy.noise", "core.token_masking"),
         objectives=(
@@ -167,6 +168,10 @@ def omnissl_evaluators():
     yield EvaluatorSpec(
         name="core.linear_probe", config=LinearProbeConfig, factory=linear_probe_evaluator,
         summary="Linear probe on frozen features vs surface features and a random encoder (mean ± std over seeds).",
+    )
+    yield EvaluatorSpec(
+        name="core.finetune", config=FinetuneConfig, factory=finetune_evaluator,
+        summary="Fine-tunes the encoder with a linear head vs the same from a random initialisation (val-selected epoch, mean ± std).",
     )
     yield EvaluatorSpec(
         name="core.knn_probe", config=KNNProbeConfig, factory=knn_probe_evaluator,

@@ -122,6 +122,9 @@ class DataSource(Protocol):
         ``labels``: ``dict[str, Tensor]`` of per-sample (or per-node) targets.
         ``splits``: ``dict[str, Tensor]`` of index tensors (``train``/``val``/``test``).
         ``surface_features()``: the raw-feature baseline representation, ``(num_samples, F)``.
+        ``gather(indices)``: the batch of samples by their label index, for sources whose ``batch``
+            addresses a pretraining subset (the train split) rather than every labelled sample.
+        ``describe()``: one line saying what was loaded, printed at the start of a run.
     """
 
     def __len__(self) -> int: ...

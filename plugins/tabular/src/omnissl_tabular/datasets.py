@@ -58,6 +58,8 @@ class TableSource:
         """Batch of absolute row indices (those in ``splits``)."""
         return {"num": self.num[rows], "cat": self.cat[rows]}
 
+    gather = rows  # the name core evaluators use for label-aligned batches (omnissl.interfaces.DataSource)
+
     def to(self, device: torch.device) -> TableSource:
         self.num, self.cat, self.pretrain_index = self.num.to(device), self.cat.to(device), self.pretrain_index.to(device)
         self.labels, self.splits = move_to_device(self.labels, device), move_to_device(self.splits, device)
