@@ -102,6 +102,11 @@ class MAEObjective(Objective):
 
     def __init__(self, encoder_dim: int, target_dim: int, cfg: MAEConfig):
         super().__init__()
+        if cfg.normalize_target and target_dim < 2:
+            raise ValueError(
+                f"core.mae: normalize_target normalises each target token over its features and needs at least 2, got "
+                f"target_dim={target_dim}; set normalize_target: false"
+            )
         self.cfg = cfg
         self.decoder = MAEDecoder(encoder_dim, target_dim, cfg.decoder_dim, cfg.decoder_depth, cfg.decoder_heads)
         self.loss = NormalizedMSELoss(normalize_target=cfg.normalize_target)

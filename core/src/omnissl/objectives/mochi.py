@@ -80,7 +80,7 @@ class MoCHiMoCoObjective(MoCoObjective):
     """Queue mode (``queue_size > 0``): :class:`omnissl.objectives.moco.MoCoObjective` (momentum encoder,
     first-in first-out key queue) with :class:`MoCHiQueueLoss` mixing hard negatives from the queue."""
 
-    log_name = "mochi"
+    log_name, method = "mochi", "MoCHi"
 
     def __init__(self, encoder: Encoder, cfg: MoCHiConfig, seed: int = 0):
         moco = MoCoConfig(

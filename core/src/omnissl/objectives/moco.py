@@ -61,7 +61,7 @@ class MoCoObjective(Objective):
     plus a ``generator``) and reuses everything else.
     """
 
-    log_name = "moco"
+    log_name, method = "moco", "MoCo"
 
     def __init__(self, encoder: Encoder, cfg: MoCoConfig, loss: nn.Module | None = None):
         super().__init__()
@@ -83,7 +83,7 @@ class MoCoObjective(Objective):
         return self.loss(q, k, queue)
 
     def forward(self, encoder: Encoder, views: Views) -> ObjectiveOutput:
-        first, second = two_views(views, type(self).__name__.removesuffix("Objective"))
+        first, second = two_views(views, self.method)
         remember_student(self, encoder)
         queue = self.queue.values()
         k_b = self.keys(second)
