@@ -2,7 +2,7 @@
 
 Each case runs the real training step (views on the device, objective forward, backward, AdamW step, bf16
 autocast on CUDA) on VesselMNIST3D 28³ volumes when ``../shared/data`` has them (else generated 28³
-volumes), batch 32, with the encoders of the shipped configs, after warm-up steps.
+volumes), batch 32, with the encoders of the shipped VesselMNIST3D configs, after warm-up steps.
 
 The MAE ratio: the same ViT (dim 192, depth 6, 343 patches) encodes a batch once with ``keep=`` (the 25%
 visible patches, what ``medical.mae3d`` does) and once with every patch, forward + backward, alternating
@@ -28,9 +28,11 @@ from omnissl.specs import BuildContext
 from omnissl.testing.data import shared_data_dir
 
 CASES = [
-    ("medical.mae3d", ("medical.vit", {"patch_size": 4, "dim": 192, "depth": 6, "heads": 6}), ("medical.patch_masking", {"patch_size": 4}), {}),
-    ("medical.swin_ssl", ("medical.swin", {"embed_dim": 24}), ("medical.swin_ssl_views", {}), {}),
-    ("medical.global_local_contrast", ("medical.resnet", {}), ("medical.global_local_views", {}), {}),
+    ("medical.mae3d", ("medical.vit", {"patch_size": 7, "dim": 128, "depth": 4, "heads": 4}), ("medical.patch_masking", {"patch_size": 7}),
+     {"decoder_dim": 96}),
+    ("medical.swin_ssl", ("medical.swin", {"embed_dim": 12}), ("medical.swin_ssl_views", {}), {}),
+    ("medical.global_local_contrast", ("medical.resnet", {"layers": [1, 1, 1, 1], "widths": [16, 32, 64, 128], "stem_stride": 2}),
+     ("medical.global_local_views", {}), {}),
 ]
 
 

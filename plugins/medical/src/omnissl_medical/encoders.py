@@ -185,13 +185,14 @@ class VolumeSwinConfig(ComponentConfig):
 
     Attributes:
         embed_dim: channels of the first stage (default 24; SwinUNETR's pretrained model uses 48).
-        depths, heads: blocks and heads per stage (defaults ``[2, 2, 2, 2]`` and ``[3, 6, 12, 24]``, as SwinUNETR).
+        depths, heads: blocks and heads for each of MONAI's four stages (defaults ``[2, 2, 2, 2]`` and
+            ``[3, 6, 12, 24]``, as SwinUNETR).
         window_size: attention window (default 7, as SwinUNETR). patch_size: default 2, as SwinUNETR.
     """
 
     embed_dim: int = Field(24, ge=6)
-    depths: list[int] = Field(default_factory=lambda: [2, 2, 2, 2], min_length=1)
-    heads: list[int] = Field(default_factory=lambda: [3, 6, 12, 24], min_length=1)
+    depths: list[int] = Field(default_factory=lambda: [2, 2, 2, 2], min_length=4, max_length=4)
+    heads: list[int] = Field(default_factory=lambda: [3, 6, 12, 24], min_length=4, max_length=4)
     window_size: int = Field(7, ge=1)
     patch_size: int = Field(2, ge=1)
 
