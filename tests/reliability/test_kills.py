@@ -49,7 +49,7 @@ def killable(quiet_toy):
     return quiet_toy
 
 
-@pytest.mark.parametrize("seed", [11, 29])
+@pytest.mark.parametrize("seed", [11])  # one kill keeps the suite inside its CI budget; add seeds to widen it
 def test_sigkill_at_a_random_step_then_resume(killable, tmp_path, capsys, seed):
     kill_at = random.Random(seed).randint(4, TOTAL - 4)
     cfg = write_config(tmp_path / "c.yaml", killable)

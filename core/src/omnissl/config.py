@@ -104,12 +104,6 @@ class EngineConfig(Strict):
     def _length(self) -> EngineConfig:
         if (self.steps is None) == (self.epochs is None):
             raise ValueError("set exactly one of engine.steps or engine.epochs")
-        warmup = self.schedule.warmup_steps
-        if self.steps is not None and warmup and warmup >= self.steps:
-            raise ValueError(
-                f"engine.schedule.warmup_steps={warmup} is not less than engine.steps={self.steps}: the learning rate "
-                "would never reach its peak; use fewer warm-up steps or warmup_fraction"
-            )
         return self
 
 

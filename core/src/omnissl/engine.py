@@ -340,8 +340,8 @@ class Trainer:
         self.last_checkpoint: Path | None = None
         self.last_save_time = time.monotonic()
         lock = rundir.RunLock(self.out_dir)
-        notes: list[str] = []
         self._preflight()
+        notes: list[str] = list(self.preflight_notes)
         try:
             notes += self._on_rank0(lambda: [w for w in [lock.acquire()] if w])
             notes += self._resume(resume, fallback)
@@ -390,7 +390,7 @@ class Trainer:
 
     def _preflight(self) -> None:
         """What can only be known once the run is built, checked before anything is written."""
-        problems = []
+        problems, self.preflight_notes = [], []
         batchnorm = nn.modules.batchnorm._BatchNorm
         for i, task in enumerate(self.config.tasks):
             stream = self.streams[task.name]
@@ -402,14 +402,14 @@ class Trainer:
                     f"{self.world} process{'es' if self.world > 1 else ''}), but {norms[0]} is a BatchNorm layer, which needs more "
                     "than one sample per batch in training; use a larger engine.batch_size"
                 )
-        warmup = self.config.engine.schedule.warmup_steps
-        if warmup and warmup >= self.total_steps:
-            problems.append(
-                f"engine.schedule.warmup_steps: {warmup} warm-up steps but the run has {self.total_steps} steps; the learning rate "
-                "would never reach its peak. Use fewer warm-up steps (or warmup_fraction)"
-            )
         if problems:
             raise ConfigError(problems)
+        warmup = self.config.engine.schedule.warmup_steps
+        if warmup and warmup >= self.total_steps:  # the schedules clamp it; a smoke test with engine.steps=2 is legitimate
+            self.preflight_notes.append(
+                f"[yellow]engine.schedule.warmup_steps={warmup} is not less than the run's {self.total_steps} steps: "
+                "the learning rate never leaves warm-up[/]"
+            )
 
     def _prepare_out_dir(self, force: bool) -> list[str]:
         """Rank 0: archive an earlier run (fresh) or tidy after a kill (resume); mark the folder; write config.json."""
