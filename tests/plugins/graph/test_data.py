@@ -120,3 +120,51 @@ def test_neighbor_sampled_source():
     for a, b in sub.edge_index.T.tolist():
         assert (int(sub.n_id[a]), int(sub.n_id[b])) in adjacency
     assert torch.equal(sub.x, full.data.x[sub.n_id])
+
+
+# ----------------------------------------------------------------------------- TU node features as they come
+def _write_tu(root, name, node_labels=None, node_attributes=None):
+    """Two triangles (graphs 1 and 2) in the TU raw layout; optional node label / attribute files."""
+    raw = root / name / "raw"
+    raw.mkdir(parents=True)
+    edges = [(1, 2), (2, 1), (2, 3), (3, 2), (1, 3), (3, 1), (4, 5), (5, 4), (5, 6), (6, 5)]
+    (raw / f"{name}_A.txt").write_text("".join(f"{a}, {b}\n" for a, b in edges))
+    (raw / f"{name}_graph_indicator.txt").write_text("1\n1\n1\n2\n2\n2\n")
+    (raw / f"{name}_graph_labels.txt").write_text("1\n2\n")
+    if node_labels is not None:
+        (raw / f"{name}_node_labels.txt").write_text("".join(f"{v}\n" for v in node_labels))
+    if node_attributes is not None:
+        (raw / f"{name}_node_attributes.txt").write_text("".join(", ".join(map(str, row)) + "\n" for row in node_attributes))
+    return root
+
+
+def test_tu_uses_continuous_attributes_by_default_standardized_and_says_so(tmp_path, capsys):
+    from omnissl_graph.datasets import TUConfig, load_tu
+
+    attrs = [[10.0, 760.0], [20.0, 700.0], [30.0, 640.0], [40.0, 580.0], [50.0, 520.0], [60.0, 460.0]]
+    root = _write_tu(tmp_path, "ENZ", node_labels=[0, 1, 2, 0, 1, 2], node_attributes=attrs)
+    source = load_tu(TUConfig(root=str(root), dataset="ENZ"))
+    x = source.store.x
+    assert x.shape == (6, 3 + 2)  # 3 one-hot node labels + 2 attributes
+    assert torch.equal(x[:, :3], torch.eye(3).repeat(2, 1))
+    expected = torch.tensor(attrs)
+    expected = (expected - expected.mean(0)) / expected.std(0)
+    assert torch.allclose(x[:, 3:], expected, atol=1e-5)
+    assert "3 one-hot node labels, 2 continuous attributes (standardized)" in capsys.readouterr().out
+    raw = load_tu(TUConfig(root=str(root), dataset="ENZ", scale_node_attr="none"))
+    assert torch.equal(raw.store.x[:, 3:], torch.tensor(attrs))
+    left_out = load_tu(TUConfig(root=str(root), dataset="ENZ", use_node_attr=False))
+    assert left_out.store.x.shape == (6, 3)
+    assert "2 continuous attributes left out" in capsys.readouterr().out
+
+
+def test_featureless_tu_sets_get_graphmaes_one_hot_degree(tmp_path, capsys):
+    from omnissl_graph.datasets import TUConfig, load_tu
+
+    source = load_tu(TUConfig(root=str(_write_tu(tmp_path, "IMDB")), dataset="IMDB"))
+    x = source.store.x
+    degree = torch.tensor([2, 2, 2, 1, 2, 1])  # a triangle, then a path of three nodes
+    assert torch.equal(x, torch.nn.functional.one_hot(degree, 3).float())
+    assert "one-hot node degree" in capsys.readouterr().out
+    clipped = load_tu(TUConfig(root=str(tmp_path), dataset="IMDB", max_degree=1))
+    assert clipped.store.x.shape == (6, 2)

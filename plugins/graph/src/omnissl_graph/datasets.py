@@ -19,6 +19,7 @@ from typing import Literal
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 from pydantic import Field
 from torch import Tensor
 from torch_geometric.data import Data
@@ -182,14 +183,22 @@ class TUConfig(ComponentConfig):
         root: directory holding ``<dataset>/raw/<dataset>_A.txt`` or the raw directory itself
             (default ``${OMNISSL_DATA}/graph/tu``).
         dataset: dataset name, e.g. ``MUTAG`` (default) or ``PROTEINS``.
-        use_node_attr: append continuous node attributes to the one-hot node labels (False, as GraphMAE).
+        use_node_attr: append the continuous node attributes (``_node_attributes.txt``) to the one-hot
+            node labels (default True where the dataset has them: on ENZYMES they move GraphCL from 48.5
+            to 62.5; GraphMAE's loader leaves them out, so its configs set False).
+        scale_node_attr: ``standardize`` (default: each attribute to zero mean and unit variance over all
+            nodes, since raw attributes reach the hundreds) or ``none``.
+        max_degree: featureless sets (IMDB, COLLAB, REDDIT: no node labels or attributes) get the one-hot
+            node degree, clipped at this value (400, GraphMAE's ``MAX_DEGREES``), as GraphMAE's loader does.
         self_loops: give every node exactly one self-loop (False); GraphMAE's graph-level loader does
             (``remove_self_loops`` then ``add_self_loops`` on every graph), so its configs set it.
     """
 
     root: str = "${OMNISSL_DATA}/graph/tu"
     dataset: str = "MUTAG"
-    use_node_attr: bool = False
+    use_node_attr: bool = True
+    scale_node_attr: Literal["standardize", "none"] = "standardize"
+    max_degree: int = Field(400, ge=1)
     self_loops: bool = False
 
 
@@ -233,19 +242,21 @@ def load_tu(cfg: TUConfig, ctx: BuildContext | None = None) -> GraphSetSource:
         if problem is None:
             problem = f"{raw}: the TU files of {cfg.dataset} do not fit together ({type(exc).__name__}: {str(exc)[:200]})"
         raise DataError(problem + "; TU files hold comma-separated integers (attributes: numbers), one row per line") from None
-    num_graphs, num_nodes = len(slices["x"]) - 1 if "x" in slices else 0, int(data.num_nodes or 0)
+    # featureless sets (no node labels or attributes) have no "x" slices; PyG keeps their node counts instead
+    node_slice = slices["x"] if "x" in slices else torch.tensor([0, *torch.tensor(data._num_nodes).cumsum(0).tolist()])
+    num_graphs, num_nodes = len(node_slice) - 1, int(node_slice[-1])
     if data.y is None or data.y.shape[0] != num_graphs:
         got = 0 if data.y is None else data.y.shape[0]
         raise DataError(f"{raw / f'{cfg.dataset}_graph_labels.txt'}: {got} labels for {num_graphs} graphs (from {cfg.dataset}_graph_indicator.txt); one label per graph is needed")
     if data.edge_index.numel() and (int(data.edge_index.min()) < 0 or int(data.edge_index.max()) >= num_nodes):
         raise DataError(f"{raw / f'{cfg.dataset}_A.txt'}: names nodes outside 1..{num_nodes} ({cfg.dataset}_graph_indicator.txt has {num_nodes} lines)")
-    num_attr = sizes["num_node_attributes"]
-    x = data.x if data.x is not None else torch.ones(data.num_nodes, 1)
-    if not cfg.use_node_attr and num_attr and x.shape[1] > num_attr:
-        x = x[:, num_attr:]
+    # PyG stores each graph's edges with graph-local node ids: offset them to count degrees over all nodes
+    edge_graph = torch.repeat_interleave(torch.arange(num_graphs), slices["edge_index"].diff())
+    targets = data.edge_index[1] + node_slice[edge_graph]
+    x, described = tu_node_features(data, sizes, targets, num_nodes, cfg)
     graphs = []
     for i in range(len(slices["y"]) - 1):
-        n0, n1 = int(slices["x"][i]), int(slices["x"][i + 1])
+        n0, n1 = int(node_slice[i]), int(node_slice[i + 1])
         e0, e1 = int(slices["edge_index"][i]), int(slices["edge_index"][i + 1])
         edge_index = data.edge_index[:, e0:e1]
         if cfg.self_loops:
@@ -254,8 +265,34 @@ def load_tu(cfg: TUConfig, ctx: BuildContext | None = None) -> GraphSetSource:
     y = data.y.long()
     if y.min() < 0:  # some TU sets label classes -1/1
         y = torch.unique(y, return_inverse=True)[1]
-    print(f"graph.tu: loaded {cfg.dataset} from {raw}: {len(graphs)} graphs, {num_nodes} nodes, {x.shape[1]} node features, {int(y.max()) + 1} classes")
+    print(f"graph.tu: loaded {cfg.dataset} from {raw}: {len(graphs)} graphs, {num_nodes} nodes, {int(y.max()) + 1} classes; "
+          f"{x.shape[1]} node features: {described}")
     return GraphSetSource(graphs, labels={"class": y})
+
+
+def tu_node_features(data, sizes: dict, targets: Tensor, num_nodes: int, cfg: TUConfig) -> tuple[Tensor, str]:
+    """Node features of a TU set read by PyG (``x`` = [attributes | one-hot node labels]) and what they are.
+
+    ``targets``: the global node id at the head of every edge (for the in-degree of featureless sets).
+    """
+    num_attr, num_labels = sizes["num_node_attributes"], sizes["num_node_labels"]
+    if data.x is None or (num_labels == 0 and num_attr and not cfg.use_node_attr):
+        degree = torch.bincount(targets, minlength=num_nodes).clamp(max=cfg.max_degree)
+        width = int(degree.max()) + 1 if degree.numel() else 1
+        return F.one_hot(degree, width).float(), f"one-hot node degree (0..{width - 1}, clipped at {cfg.max_degree}; the set has no node labels)"
+    parts, what = [], []
+    if num_labels:
+        parts.append(data.x[:, num_attr:].float())
+        what.append(f"{num_labels} one-hot node labels")
+    if num_attr and cfg.use_node_attr:
+        attributes = data.x[:, :num_attr].float()
+        if cfg.scale_node_attr == "standardize":
+            attributes = (attributes - attributes.mean(0)) / attributes.std(0).clamp_min(1e-6)
+        parts.append(attributes)
+        what.append(f"{num_attr} continuous attributes ({'standardized' if cfg.scale_node_attr == 'standardize' else 'unscaled'})")
+    elif num_attr:
+        what.append(f"{num_attr} continuous attributes left out (use_node_attr: false)")
+    return torch.cat(parts, dim=1), ", ".join(what)
 
 
 class EdgeListConfig(NodeSourceOptions):
