@@ -25,7 +25,7 @@ from torch import Tensor, nn
 
 from omnissl.device import move_to_device
 from omnissl.evaluation.api import EvalResult, EvalRun
-from omnissl.evaluation.probes import _mean_std, _pick_label, resolve_splits
+from omnissl.evaluation.probes import _mean_std, _pick_label, format_spread, resolve_splits
 from omnissl.specs import BuildContext, ComponentConfig
 
 
@@ -110,8 +110,8 @@ def finetune_evaluator(cfg: FinetuneConfig, ctx: BuildContext):
             val_m, val_s = _mean_std([r["val_acc"] for r in results])
             test_m, test_s = _mean_std([r["test_acc"] for r in results])
             metrics.update({f"{name}/val_acc": val_m, f"{name}/test_acc": test_m, f"{name}/test_acc_std": test_s})
-            spread = (lambda m, s: f"{m:.4f} ± {s:.4f}") if cfg.seeds > 1 else (lambda m, s: f"{m:.4f}")
-            rows.append({"initialisation": f"{name} encoder", "val_acc": spread(val_m, val_s), "test_acc": spread(test_m, test_s),
+            rows.append({"initialisation": f"{name} encoder", "val_acc": format_spread(val_m, val_s, cfg.seeds),
+                         "test_acc": format_spread(test_m, test_s, cfg.seeds),
                          "best_epoch": ", ".join(str(r["epoch"]) for r in results)})
         return EvalResult(name="finetune", metrics=metrics, rows=rows)
 

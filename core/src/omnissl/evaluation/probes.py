@@ -176,6 +176,11 @@ def _mean_std(values: list[float]) -> tuple[float, float]:
     return float(t.mean()), float(t.std()) if len(values) > 1 else 0.0
 
 
+def format_spread(mean: float, std: float, repeats: int) -> str:
+    """``"0.8123 ± 0.0040"`` over several repeats; ``"0.8123"`` for one, which has no spread to show."""
+    return f"{mean:.4f} ± {std:.4f}" if repeats > 1 else f"{mean:.4f}"
+
+
 def _pick_label(data, label: str | None) -> str:
     labels = getattr(data, "labels", None) or {}
     if label is None:
@@ -229,7 +234,7 @@ def run_probes(
         metrics.update({f"{name}/val_acc": val_m, f"{name}/test_acc": test_m, f"{name}/test_acc_std": test_s})
         rows.append({
             "representation": {"encoder": "encoder", "surface": "surface features", "random": "random encoder"}[name],
-            "val_acc": f"{val_m:.4f} ± {val_s:.4f}", "test_acc": f"{test_m:.4f} ± {test_s:.4f}", "dim": int(feats.shape[1]),
+            "val_acc": format_spread(val_m, val_s, seeds), "test_acc": format_spread(test_m, test_s, seeds), "dim": int(feats.shape[1]),
         })
     return EvalResult(name=f"{probe}_probe", metrics=metrics, rows=rows)
 
