@@ -61,6 +61,13 @@ def summarise() -> str:
                     sd = statistics.stdev(vals) if len(vals) > 1 else 0.0
                     cells.append(f"{statistics.mean(vals):.1f} ± {sd:.1f}")
             lines.append(f"| {method} | {rep} | " + " | ".join(cells) + f" | {len(runs)} |")
+        cells = []
+        for label in ("digit", "direction"):
+            for probe in ("linear", "knn"):
+                diffs = [100 * (r["metrics"][f"{label}/encoder/{probe}_test_acc"] - r["metrics"][f"{label}/random encoder/{probe}_test_acc"]) for r in runs]
+                sd = statistics.stdev(diffs) if len(diffs) > 1 else 0.0
+                cells.append(f"{statistics.mean(diffs):+.1f} ± {sd:.1f}")
+        lines.append(f"| {method} | encoder − random encoder, same seed | " + " | ".join(cells) + f" | {len(runs)} |")
         walls = [r["wall_s"] for r in runs]
         lines.append(f"| {method} | (wall per run: {statistics.mean(walls) / 60:.1f} min, {runs[0]['steps']} steps) | | | | | |")
     return "\n".join(lines)
