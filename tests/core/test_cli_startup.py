@@ -1,0 +1,36 @@
+"""The core's commands start without importing torch or any plugin until they need them (issue: slow --help)."""
+
+import subprocess
+import sys
+
+import pytest
+
+PROBE = """
+import sys
+from omnissl.cli import main
+try:
+    code = main({argv!r})
+except SystemExit as exc:
+    code = exc.code
+heavy = sorted(m for m in ("torch", "omnissl_graph", "omnissl_speech", "omnissl.engine") if m in sys.modules)
+print("HEAVY", heavy, "CODE", code)
+"""
+
+
+@pytest.mark.parametrize("argv, code", [(["--help"], 0), (["pretrain", "--help"], 0), (["validate", "no/such/run.yaml"], 2)])
+def test_command_answers_without_importing_torch(argv, code):
+    out = subprocess.run([sys.executable, "-c", PROBE.format(argv=argv)], capture_output=True, text=True, timeout=120)
+    assert f"HEAVY [] CODE {code}" in out.stdout, out.stdout + out.stderr
+
+
+def test_pytest_fixtures_module_imports_nothing_heavy():
+    out = subprocess.run([sys.executable, "-c", "import sys, omnissl.testing.pytest_plugin; print('torch' in sys.modules)"],
+                         capture_output=True, text=True, timeout=120)
+    assert out.stdout.strip() == "False", out.stderr
+
+
+def test_plugins_command_loads_the_manager_inside_the_command(capsys):
+    from omnissl.cli import main
+
+    assert main(["plugins", "--json"]) == 0
+    assert '"name": "graph"' in capsys.readouterr().out
