@@ -14,7 +14,7 @@ import logging
 import sys
 from pathlib import Path
 
-from omnissl.errors import STORAGE_CAUSES, OmnisslError, storage_error
+from omnissl.errors import STORAGE_CAUSES, ConfigError, OmnisslError, storage_error
 
 
 def _manager(args):
@@ -35,6 +35,8 @@ def cmd_pretrain(args) -> int:
 
 
 def cmd_validate(args) -> int:
+    if not Path(args.config).is_file():  # before torch and the plugins load: a mistyped path answers at once
+        raise ConfigError([f"config file not found: {args.config}"])
     from omnissl.config import load_config
 
     config = load_config(args.config, args.overrides, _manager(args))
@@ -147,8 +149,14 @@ def cmd_plot(args) -> int:
     return 0
 
 
+CORE_COMMANDS = ("pretrain", "validate", "evaluate", "plugins", "configs", "config", "export", "plot")
+
+
 def build_parser(pm=None) -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="omnissl", description="Self-supervised pretraining for every modality.")
+    parser = argparse.ArgumentParser(
+        prog="omnissl", description="Self-supervised pretraining for every modality.",
+        epilog="Plugins may add commands of their own; `omnissl plugins` lists the installed plugins and what they provide.",
+    )
     parser.add_argument("--strict-plugins", action="store_true", help="fail when any plugin fails to load")
     parser.add_argument("-v", "--verbose", action="store_true", help="show tracebacks for errors")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -218,10 +226,14 @@ def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     verbose = "-v" in argv or "--verbose" in argv
     try:
-        strict = "--strict-plugins" in argv
-        from omnissl.plugins import get_plugin_manager
+        parser = build_parser(None)
+        command = next((a for a in argv if not a.startswith("-")), None)
+        if command is not None and command not in CORE_COMMANDS:
+            # a plugin's command: only now load the plugins (each imports torch), so that the core's
+            # commands and --help start in a fraction of a second
+            from omnissl.plugins import get_plugin_manager
 
-        parser = build_parser(get_plugin_manager(strict=strict))
+            parser = build_parser(get_plugin_manager(strict="--strict-plugins" in argv))
         args = parser.parse_args(argv)
         if args.command == "configs" and args.action == "copy" and not args.name:
             parser.error("configs copy needs a NAME (see `omnissl configs list`)")

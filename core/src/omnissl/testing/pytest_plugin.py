@@ -3,21 +3,27 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
+from typing import TYPE_CHECKING
 
 import pytest
 
-from omnissl.plugins import PluginManager
+if TYPE_CHECKING:  # the fixtures import torch (through the manager) only when a test uses one
+    from omnissl.plugins import PluginManager
 
 
 @pytest.fixture
 def plugin_manager() -> PluginManager:
     """A fresh manager with the core's components and every installed plugin."""
+    from omnissl.plugins import PluginManager
+
     return PluginManager()
 
 
 @pytest.fixture
 def bare_plugin_manager() -> PluginManager:
     """A fresh manager with the core's components only (no entry points)."""
+    from omnissl.plugins import PluginManager
+
     return PluginManager(autoload=False)
 
 
