@@ -25,6 +25,14 @@ from omnissl.plugins import PluginManager
 from omnissl.specs import BuildContext
 
 GRIDS = [(64,), (14, 14), (4, 8, 8)]
+_REGISTRY = []
+
+
+def _registry():
+    """The core's own components only, built once for the module."""
+    if not _REGISTRY:
+        _REGISTRY.append(PluginManager(autoload=False).registry)
+    return _REGISTRY[0]
 
 
 def ijepa_block_size(rand, height, width, scale, aspect):
@@ -173,7 +181,7 @@ def test_mae_bad_inputs():
 )
 def test_masked_objectives_train_on_a_token_encoder(objective_name, views_name, views_params):
     """Built from the registry as a run would be: 40 Adam steps lower the loss on held-fixed masks."""
-    registry = PluginManager(autoload=False).registry
+    registry = _registry()
     torch.manual_seed(0)
     source = toy_token_source()
     ctx = BuildContext(data=source)
