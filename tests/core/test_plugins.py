@@ -99,8 +99,11 @@ def test_misspelled_hook_in_process_raises():
 
     pm = PluginManager(autoload=False)
     pm.register(Typo(), name="typo")
-    with pytest.raises(PluginError, match="omnissl_objectivs"):
+    with pytest.raises(PluginError, match="omnissl_objectivs") as err:
         pm.check_pending()
+    message = str(err.value)
+    assert "'omnissl_objectivs' (did you mean 'omnissl_objectives'?)" in message
+    assert "omnissl_objectivs" not in message.split("Valid hooks:")[1]  # the typo is not offered as a valid hook
 
 
 def test_duplicate_names_list_every_provider(fake_entry_points):

@@ -92,7 +92,7 @@ class TrainingError(OmnisslError):
     exit_code = 1
 
 
-def did_you_mean(value: str, choices: Iterable[str]) -> str:
-    """Return ``" (did you mean 'x'?)"`` for the closest choice, or ``""``."""
-    close = difflib.get_close_matches(value, list(choices), n=1, cutoff=0.6)
+def did_you_mean(value: str, choices: Iterable[str], cutoff: float = 0.6) -> str:
+    """Return ``" (did you mean 'x'?)"`` for the closest choice (difflib ratio >= ``cutoff``), or ``""``."""
+    close = difflib.get_close_matches(value, list(choices), n=1, cutoff=cutoff)
     return f" (did you mean {close[0]!r}?)" if close else ""

@@ -177,9 +177,12 @@ class PluginManager(pluggy.PluginManager):
         try:
             super().check_pending()
         except pluggy.PluginValidationError as exc:
+            valid = sorted(n for n in dir(hookspecs) if n.startswith("omnissl_"))  # the spec, not what plugins registered
+            unknown = [n for n in dir(self.hook) if n.startswith("omnissl_") and n not in valid]
+            hints = "; ".join(f"{n!r}{did_you_mean(n, valid) or ' matches no hook'}" for n in unknown)
             raise PluginError(
-                f"plugin {self.get_name(exc.plugin)!r} implements an unknown hook: {exc}. "
-                f"Valid hooks: {', '.join(sorted(n for n in dir(self.hook) if n.startswith('omnissl_')))}"
+                f"plugin {self.get_name(exc.plugin)!r} implements an unknown hook: {hints or exc}. "
+                f"Valid hooks: {', '.join(valid)}"
             ) from exc
 
     @property
