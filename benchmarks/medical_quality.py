@@ -9,7 +9,9 @@ a Markdown table beside the MedMNIST v2 paper's supervised 3-D rows.
     OMP_NUM_THREADS=1 .venv/bin/python benchmarks/medical_quality.py --config vesselmnist3d_mae3d.yaml \\
         --seeds 0 1 2 --json benchmarks/results/medical_quality_mae3d.json
 
-Overrides after ``--`` go to every run (``-- engine.steps=100``).
+Overrides after ``--`` go to every run (``-- engine.steps=100``). Seeds can run as separate processes
+(``--seeds 1``, ``--seeds 2`` in parallel); ``--collect`` then reads every seed's ``evals.jsonl`` from
+``--out`` and prints the table without training.
 """
 
 from __future__ import annotations
@@ -39,13 +41,18 @@ def main() -> None:
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     parser.add_argument("--out", default="runs/medical/quality")
     parser.add_argument("--json", default=None)
+    parser.add_argument("--collect", action="store_true", help="only gather the finished runs under --out")
     parser.add_argument("overrides", nargs="*")
     args = parser.parse_args()
     path = Path(args.config)
     if not path.is_file():
         path = Path(str(files("omnissl_medical") / "configs" / args.config))
     per_seed = []
-    for seed in args.seeds:
+    for seed in args.seeds if args.collect else []:
+        lines = (Path(args.out) / path.stem / f"seed{seed}" / "evals.jsonl").read_text().splitlines()
+        (last,) = [json.loads(line) for line in lines[-1:]]
+        per_seed.append({"seed": seed, "wall_s": None, "metrics": last["metrics"]})
+    for seed in [] if args.collect else args.seeds:
         start = time.perf_counter()
         result = run_config(path, overrides=[f"seed={seed}", f"logging.out_dir={args.out}/{path.stem}/seed{seed}", *args.overrides])
         (probe,) = [r for r in result.evals if r.name == "auc_probe"]
