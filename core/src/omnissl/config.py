@@ -47,7 +47,11 @@ class ComponentRef(BaseModel):
 
 
 class TaskConfig(Strict):
-    """One task: a data source, an encoder, a view generator, an objective, a weight and evaluators."""
+    """One task: a data source, an encoder, a view generator, an objective, a weight and evaluators.
+
+    ``batch_size`` (None: ``engine.batch_size``) is this task's global batch; ``lr_multiplier`` (1.0) scales the
+    learning rate of the task's own parameters (its stem, heads, decoders), never of ``shared:`` modules.
+    """
 
     name: str = Field(pattern=r"^[A-Za-z_][A-Za-z0-9_\-]*$")
     data: ComponentRef
@@ -55,6 +59,8 @@ class TaskConfig(Strict):
     views: ComponentRef
     objective: ComponentRef
     weight: float = Field(1.0, gt=0)
+    batch_size: int | None = Field(None, gt=0)  # None: engine.batch_size; modalities differ in what fits a step
+    lr_multiplier: float = Field(1.0, gt=0)  # scales the learning rate of this task's own modules, not shared ones
     eval: list[ComponentRef] = Field(default_factory=list)
 
 
@@ -80,6 +86,11 @@ class EngineConfig(Strict):
     ``workers > 0`` collates batches in that many DataLoader worker processes (sources stay on the CPU
     and batches are pinned and moved per step) for sources whose ``batch`` decodes or samples on the host;
     ``0`` (default) keeps data on the device and collates by indexing there.
+
+    ``loss_balancing`` across tasks (:mod:`omnissl.nn.loss_balancing`): ``none`` (default; the task weight
+    alone), ``running_mean`` (each task's loss divided by an exponential running mean of itself, so every task
+    contributes about ``weight``) or ``uncertainty`` (Kendall et al. 2018: ``exp(-s_t) * L_t + s_t`` with a
+    learned log-variance ``s_t`` per task).
     """
 
     steps: int | None = Field(None, gt=0)
@@ -92,6 +103,7 @@ class EngineConfig(Strict):
     accumulate: int = Field(1, ge=1)
     clip_grad_norm: float | None = Field(None, gt=0)
     task_sampling: Literal["round_robin", "proportional", "weighted"] = "round_robin"
+    loss_balancing: Literal["none", "running_mean", "uncertainty"] = "none"
     on_nonfinite: Literal["stop", "skip"] = "stop"
     device: Literal["auto", "cpu", "cuda"] = "auto"
     checkpoint: CheckpointConfig = Field(default_factory=CheckpointConfig)
@@ -103,7 +115,8 @@ class EngineConfig(Strict):
     @model_validator(mode="after")
     def _length(self) -> EngineConfig:
         if (self.steps is None) == (self.epochs is None):
-            raise ValueError("set exactly one of engine.steps or engine.epochs")
+            raise ValueError("set exactly one of engine.steps or engine.epochs; to switch on the command line, unset the "
+                             "other with null, e.g. `engine.steps=500 engine.epochs=null`")
         return self
 
 
@@ -403,7 +416,11 @@ def check_requires(requires: list[str], pm: PluginManager) -> list[str]:
         try:
             metadata.version(dist)
         except metadata.PackageNotFoundError:
-            problems.append(f"requires[{i}]: package {dist!r} is not installed; install it with `pip install {dist}` (or `uv pip install {dist}`)")
+            installed = sorted({r.distribution for r in pm.records.values()} | {"omnissl"})
+            hint = did_you_mean(dist, installed, cutoff=0.8)  # the shared "omnissl-" prefix makes every name look close
+            advice = (f"check the spelling{hint}" if hint else
+                      f"install it with `pip install {dist}` (or `uv pip install {dist}`); installed omnissl packages: {', '.join(installed)}")
+            problems.append(f"requires[{i}]: package {dist!r} is not installed; {advice}")
             continue
         for record in pm.records.values():
             if record.distribution == dist and record.status != "loaded":

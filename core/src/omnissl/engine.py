@@ -35,6 +35,7 @@ from omnissl.errors import CheckpointError, ConfigError, OmnisslError, TrainingE
 from omnissl.evaluation.api import EvalResult, EvalRun
 from omnissl.interfaces import ObjectiveOutput, Progress
 from omnissl.logger import MetricsLogger
+from omnissl.nn.loss_balancing import LossBalancer
 from omnissl.optim import build_optimizer
 from omnissl.plugins import PluginManager, get_plugin_manager
 from omnissl.schedules import lr_multiplier
@@ -83,16 +84,25 @@ class TaskModule(nn.Module):
 
 
 class RunModel(nn.Module):
-    """Every module of a run, so one DDP wrapper and one state dict cover them all."""
+    """Every module of a run, so one DDP wrapper and one state dict cover them all.
 
-    def __init__(self, shared: dict[str, nn.Module], tasks: dict[str, TaskModule]):
+    ``forward(task, batch, generator) -> (ObjectiveOutput, loss to backpropagate)``: the second is the
+    objective's loss, through the :class:`LossBalancer` when ``engine.loss_balancing`` is set (inside the
+    forward, so DDP sees the balancer's parameters used).
+    """
+
+    def __init__(self, shared: dict[str, nn.Module], tasks: dict[str, TaskModule], balancer: LossBalancer | None = None):
         super().__init__()
         self.shared = nn.ModuleDict(shared)
         self.tasks = nn.ModuleDict(tasks)
+        if balancer is not None:  # absent otherwise, so single-task checkpoints keep their keys
+            self.balancer = balancer
         self.compiled: dict[str, Any] = {}
 
-    def forward(self, task: str, batch: Any, generator: torch.Generator) -> ObjectiveOutput:
-        return self.compiled.get(task, self.tasks[task])(batch, generator)
+    def forward(self, task: str, batch: Any, generator: torch.Generator) -> tuple[ObjectiveOutput, Tensor]:
+        out = self.compiled.get(task, self.tasks[task])(batch, generator)
+        balancer = getattr(self, "balancer", None)
+        return out, (balancer(task, out.loss) if balancer is not None else out.loss)
 
 
 class TaskStream:
@@ -106,7 +116,7 @@ class TaskStream:
         self.size, self.seed, self.rank, self.world, self.device = size, seed, rank, world, device
         self.global_batch = min(batch_size, size)
         if self.global_batch % world:
-            raise OmnisslError(f"engine.batch_size={batch_size} must be divisible by the number of processes ({world})")
+            raise OmnisslError(f"batch size {batch_size} (engine.batch_size or tasks[i].batch_size) must be divisible by the number of processes ({world})")
         self.steps_per_epoch = max(1, size // self.global_batch)
         self.epoch, self.cursor = 0, 0
         self._perm: Tensor | None = None
@@ -232,7 +242,8 @@ class Trainer:
             tasks[task.name] = TaskModule(encoder, views, objective)
             self.evaluators[task.name] = [(ref.name, self.registry.get("evaluators", ref.name).build(ref.params, ctx)) for ref in task.eval]
         self.callbacks = [self.registry.get("callbacks", ref.name).build(ref.params, BuildContext(seed=cfg.seed)) for ref in cfg.logging.callbacks]
-        self.model = RunModel(shared, tasks).to(self.device)
+        balancer = LossBalancer(cfg.engine.loss_balancing, list(tasks)) if cfg.engine.loss_balancing != "none" else None
+        self.model = RunModel(shared, tasks, balancer).to(self.device)
         if self.device.type == "cuda" and self.world > 1:
             self.model = nn.SyncBatchNorm.convert_sync_batchnorm(self.model)
         if cfg.engine.compile:
@@ -245,7 +256,7 @@ class Trainer:
             )
         eng = cfg.engine
         self.streams = {
-            t.name: TaskStream(len(self.sources[t.name]), eng.batch_size, cfg.seed + 1000 * i, self.rank, self.world, self.device)
+            t.name: TaskStream(len(self.sources[t.name]), t.batch_size or eng.batch_size, cfg.seed + 1000 * i, self.rank, self.world, self.device)
             for i, t in enumerate(cfg.tasks)
         }
         first = self.streams[cfg.tasks[0].name]
@@ -253,12 +264,21 @@ class Trainer:
         self.sampler = TaskSampler(
             eng.task_sampling, [t.name for t in cfg.tasks], [len(self.sources[t.name]) for t in cfg.tasks], [t.weight for t in cfg.tasks], cfg.seed
         )
-        self.optimizer = build_optimizer(eng.optimizer, self.model.named_parameters(), self.device)
+        self.optimizer = build_optimizer(eng.optimizer, self.model.named_parameters(), self.device, self._lr_scales())
         self.scheduler = torch.optim.lr_scheduler.LambdaLR(self.optimizer, lr_multiplier(eng.schedule, self.total_steps))
         self.autocast_dtype = _autocast_dtype(eng.precision, self.device)
         self.scaler = torch.amp.GradScaler(self.device.type, enabled=self.autocast_dtype == torch.float16)
         self.view_generator = torch.Generator(device=self.device)
         self.step = 0
+
+    def _lr_scales(self) -> dict[int, float]:
+        """``id(param) -> tasks[i].lr_multiplier`` for each task's own parameters; shared modules keep the base rate."""
+        shared = {id(p) for p in self.model.shared.parameters()}
+        scales = {}
+        for task in self.config.tasks:
+            if task.lr_multiplier != 1.0:
+                scales.update({id(p): task.lr_multiplier for p in self.model.tasks[task.name].parameters() if id(p) not in shared})
+        return scales
 
     # -------------------------------------------------------------------------------------- checkpoints
     def state_dict(self) -> dict[str, Any]:
@@ -398,7 +418,7 @@ class Trainer:
             norms = [n for n, m in module.named_modules() if isinstance(m, batchnorm)]
             if len(self.sources[task.name]) > 1 and stream.global_batch // self.world == 1 and norms:
                 problems.append(
-                    f"tasks[{i}] ({task.name!r}): one sample per batch per process (engine.batch_size={self.config.engine.batch_size}, "
+                    f"tasks[{i}] ({task.name!r}): one sample per batch per process (batch size {stream.global_batch}, "
                     f"{self.world} process{'es' if self.world > 1 else ''}), but {norms[0]} is a BatchNorm layer, which needs more "
                     "than one sample per batch in training; use a larger engine.batch_size"
                 )
@@ -472,8 +492,8 @@ class Trainer:
                     sync = nullcontext() if self.ddp is None or micro == eng.accumulate - 1 else self.ddp.no_sync()
                     with sync:
                         with torch.autocast(self.device.type, dtype=self.autocast_dtype or torch.float32, enabled=self.autocast_dtype is not None):
-                            out = net(name, batch, self.view_generator)
-                        self.scaler.scale(out.loss * (weight / eng.accumulate)).backward()
+                            out, loss = net(name, batch, self.view_generator)
+                        self.scaler.scale(loss * (weight / eng.accumulate)).backward()
                     self._accumulate_metrics(name, out, indices.numel() * self.world)
                 if eng.on_nonfinite == "skip" and not torch.isfinite(out.loss):  # one host sync per step, by choice
                     self.optimizer.zero_grad(set_to_none=True)
@@ -621,6 +641,8 @@ class Trainer:
         for name, sums in self.sums.items():
             if self.counts[name]:
                 device_values.update({(f"{name}/{k}" if len(self.sums) > 1 or k != "loss" else k): v / self.counts[name] for k, v in sums.items()})
+        if (balancer := getattr(self.model, "balancer", None)) is not None:  # what each task's loss is divided by
+            device_values.update({f"{n}/loss_scale": v for n, v in balancer.scales().items() if self.counts[n]})
         if self.world > 1 and device_values:  # report the global-batch mean, not rank 0's share
             stacked = distributed.all_reduce_sum(torch.stack(list(device_values.values()))) / self.world
             device_values = dict(zip(device_values, stacked))

@@ -91,8 +91,29 @@ def param_groups(params: Iterable[tuple[str, nn.Parameter]], weight_decay: float
     ]
 
 
-def build_optimizer(cfg: OptimizerConfig, named_params: Iterable[tuple[str, nn.Parameter]], device: torch.device) -> torch.optim.Optimizer:
+def scale_groups(groups: list[dict], lr: float, lr_scale: dict[int, float]) -> list[dict]:
+    """Split each group by the learning-rate multiplier of its parameters (``id(p) -> scale``, default 1).
+
+    A group with a multiplier other than 1 gets its own ``lr``; the schedule (``LambdaLR``) scales each
+    group's own initial rate, so the ratio holds through warm-up and decay.
+    """
+    out = []
+    for group in groups:
+        by_scale: dict[float, list] = {}
+        for p in group["params"]:
+            by_scale.setdefault(lr_scale.get(id(p), 1.0), []).append(p)
+        for scale, params in by_scale.items():
+            out.append({**group, "params": params, **({"lr": lr * scale} if scale != 1.0 else {})})
+    return out
+
+
+def build_optimizer(
+    cfg: OptimizerConfig, named_params: Iterable[tuple[str, nn.Parameter]], device: torch.device, lr_scale: dict[int, float] | None = None
+) -> torch.optim.Optimizer:
+    """The optimizer ``cfg`` names over ``named_params``; ``lr_scale`` maps ``id(param)`` to a learning-rate multiplier."""
     groups = [g for g in param_groups(named_params, cfg.weight_decay, cfg.decay_all_params) if g["params"]]
+    if lr_scale:
+        groups = scale_groups(groups, cfg.lr, lr_scale)
     if cfg.name in ("adamw", "adam"):
         for g in groups:
             g.pop("lars")

@@ -1,0 +1,189 @@
+"""Cross-domain runs: per-task batch sizes and learning rates, loss balancing, task agreement under torchrun,
+exact resume of a multi-task run, and every token encoder training with one shared trunk."""
+
+import copy
+import json
+import os
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+from omnissl import checkpoint as ckpt
+from omnissl.config import load_config
+from omnissl.engine import Trainer
+from omnissl.nn.loss_balancing import LossBalancer
+
+SIGTERM_CLI = Path(__file__).with_name("sigterm_cli.py")
+
+
+def _three_tasks(toy_config: dict, out_dir: str) -> dict:
+    """Three toy tasks with different batch sizes, sampled by weight."""
+    cfg = copy.deepcopy(toy_config)
+    base = cfg["tasks"][0]
+    base["encoder"]["name"] = "toy.mlp"
+    cfg["tasks"] = []
+    for name, batch, weight, lr_mult in (("a", 16, 1.0, 1.0), ("b", 32, 2.0, 0.5), ("c", 64, 1.0, 2.0)):
+        cfg["tasks"].append({**copy.deepcopy(base), "name": name, "batch_size": batch, "weight": weight, "lr_multiplier": lr_mult})
+    cfg["engine"].update(steps=24, batch_size=48, task_sampling="weighted", loss_balancing="running_mean",
+                         schedule={"name": "cosine", "warmup_steps": 3})
+    cfg["logging"].update(out_dir=out_dir, log_every=1)
+    return cfg
+
+
+def test_per_task_batch_size_and_lr_multiplier(tmp_path, toy_config):
+    cfg = _three_tasks(toy_config, str(tmp_path / "run"))
+    cfg["tasks"][0].pop("batch_size")  # falls back to engine.batch_size
+    trainer = Trainer(load_config(cfg))
+    assert {n: s.global_batch for n, s in trainer.streams.items()} == {"a": 48, "b": 32, "c": 64}
+    assert trainer.streams["c"].next().numel() == 64
+    lrs = {}
+    for group in trainer.optimizer.param_groups:
+        for p in group["params"]:
+            lrs[id(p)] = group["lr"]
+    base = cfg["engine"]["optimizer"]["lr"] * trainer.scheduler.get_last_lr()[0] / trainer.scheduler.base_lrs[0]
+    for name, mult in (("a", 1.0), ("b", 0.5), ("c", 2.0)):
+        for p in trainer.model.tasks[name].parameters():
+            if p.requires_grad:
+                assert lrs[id(p)] == pytest.approx(base * mult), name
+
+
+def test_lr_multiplier_leaves_shared_modules_at_the_base_rate(tmp_path):
+    """A shared trunk used by two tasks with multipliers 0.1 and 3 trains at the base rate; their stems do not."""
+    cfg = {
+        "seed": 0,
+        "shared": {"trunk": {"name": "core.transformer_trunk", "dim": 16, "depth": 1, "heads": 2}},
+        "tasks": [
+            {"name": name, "lr_multiplier": mult, "data": {"name": "tabular.sklearn", "table": "wine"},
+             "encoder": {"name": "tabular.transformer", "dim": 16, "trunk": "@shared.trunk"},
+             "views": {"name": "tabular.marginal_corruption"}, "objective": {"name": "core.simclr", "hidden_dim": 16, "proj_dim": 8}}
+            for name, mult in (("x", 0.1), ("y", 3.0))
+        ],
+        "engine": {"steps": 2, "batch_size": 32, "device": "cpu", "optimizer": {"name": "sgd", "lr": 0.1}},
+        "logging": {"out_dir": str(tmp_path / "run"), "progress": False},
+    }
+    trainer = Trainer(load_config(cfg))
+    lr_of = {id(p): g["lr"] for g in trainer.optimizer.param_groups for p in g["params"]}
+    trunk = trainer.model.shared["trunk"]
+    assert all(lr_of[id(p)] == pytest.approx(0.1) for p in trunk.parameters())
+    stem_x = [p for n, p in trainer.model.tasks["x"].encoder.named_parameters() if not n.startswith("trunk.")]
+    stem_y = [p for n, p in trainer.model.tasks["y"].encoder.named_parameters() if not n.startswith("trunk.")]
+    assert stem_x and all(lr_of[id(p)] == pytest.approx(0.01) for p in stem_x)
+    assert stem_y and all(lr_of[id(p)] == pytest.approx(0.3) for p in stem_y)
+
+
+def test_running_mean_balancing_follows_its_formula():
+    bal = LossBalancer("running_mean", ["a", "b"], beta=0.9)
+    first = bal("a", torch.tensor(1000.0))
+    assert first.item() == pytest.approx(1.0)  # the first value seeds the mean
+    second = bal("a", torch.tensor(500.0))
+    mean = 0.9 * 1000.0 + 0.1 * 500.0
+    assert second.item() == pytest.approx(500.0 / mean)
+    assert bal.scales()["a"].item() == pytest.approx(mean)
+    assert bal("b", torch.tensor(0.002)).item() == pytest.approx(1.0)  # each task its own scale
+    loss = torch.tensor(3.0, requires_grad=True)
+    bal("b", loss).backward()
+    assert loss.grad.item() == pytest.approx(1.0 / (0.9 * 0.002 + 0.1 * 3.0))  # the mean is a constant
+
+
+def test_uncertainty_weighting_is_kendall_2018():
+    """``exp(-s) L + s``: d/ds = 1 - exp(-s) L, zero at ``exp(s) = L`` (Kendall et al. 2018, eq. 7)."""
+    bal = LossBalancer("uncertainty", ["a", "b"])
+    with torch.no_grad():
+        bal.log_var[0] = 0.5
+    loss = torch.tensor(4.0, requires_grad=True)
+    out = bal("a", loss)
+    assert out.item() == pytest.approx(torch.exp(torch.tensor(-0.5)).item() * 4.0 + 0.5)
+    out.backward()
+    assert bal.log_var.grad[0].item() == pytest.approx(1 - torch.exp(torch.tensor(-0.5)).item() * 4.0)
+    assert bal.log_var.grad[1].item() == 0.0
+    opt = torch.optim.SGD(bal.parameters(), lr=0.1)
+    for _ in range(500):
+        opt.zero_grad()
+        bal("b", torch.tensor(20.0)).backward()
+        opt.step()
+    assert torch.exp(bal.log_var[1]).item() == pytest.approx(20.0, rel=1e-3)
+
+
+def test_uncertainty_balancing_trains_in_the_engine(tmp_path, toy_config):
+    cfg = _three_tasks(toy_config, str(tmp_path / "run"))
+    cfg["engine"].update(steps=6, loss_balancing="uncertainty")
+    result = Trainer(load_config(cfg)).fit()
+    state = ckpt.load(result.checkpoint)
+    assert state["model"]["balancer.log_var"].abs().sum() > 0  # learned, and saved with the model
+    assert {"a/loss_scale", "b/loss_scale", "c/loss_scale"} & set(result.metrics)
+
+
+def _cli(tmp_path, config, args, stop_at=0):
+    path = tmp_path / "run.json"
+    path.write_text(json.dumps(config))
+    env = {"STOP_AT": str(stop_at), "PATH": "/usr/bin:/bin", "OMP_NUM_THREADS": "1"}
+    return subprocess.run([sys.executable, str(SIGTERM_CLI), "pretrain", str(path), *args], capture_output=True, text=True, env=env, timeout=300)
+
+
+def test_multi_task_per_task_batch_resume_is_bitwise_equal(tmp_path, toy_config):
+    """Three tasks, three batch sizes, lr multipliers, weighted sampling, running-mean balancing: 24 steps
+    straight equal 11 steps, SIGTERM, resume to 24 (model, optimizer, streams, sampler, balancer)."""
+    straight = _three_tasks(toy_config, str(tmp_path / "straight"))
+    straight["logging"]["callbacks"] = [{"name": "test.kill_at"}]
+    done = _cli(tmp_path, straight, [])
+    assert done.returncode == 0, done.stderr
+    resumed = dict(straight, logging={**straight["logging"], "out_dir": str(tmp_path / "resumed")})
+    first = _cli(tmp_path, resumed, [], stop_at=11)
+    assert first.returncode == 128 + 15, first.stderr
+    assert ckpt.load(tmp_path / "resumed" / "checkpoints" / "last.pt")["step"] == 11
+    second = _cli(tmp_path, resumed, ["--resume"])
+    assert second.returncode == 0, second.stderr
+    a = ckpt.load(tmp_path / "straight" / "checkpoints" / "last.pt")
+    b = ckpt.load(tmp_path / "resumed" / "checkpoints" / "last.pt")
+    assert a["step"] == b["step"] == 24
+    assert a["streams"] == b["streams"] and a["sampler"]["count"] == b["sampler"]["count"]
+    assert len({s["epoch"] * 1000 + s["cursor"] for s in a["streams"].values()}) > 1  # the tasks moved at different rates
+    assert "balancer.running" in a["model"]
+    for key in a["model"]:
+        assert torch.equal(a["model"][key], b["model"][key]), key
+    for sa, sb in zip(a["optimizer"]["state"].values(), b["optimizer"]["state"].values()):
+        assert all(torch.equal(sa[k], sb[k]) for k in sa)
+
+
+_RECORD_TASKS = '''
+import os, sys
+from omnissl import engine
+from omnissl.cli import main
+record = open(os.path.join(os.environ["RECORD_DIR"], f"tasks_rank{os.environ['RANK']}.txt"), "w")
+_next = engine.TaskSampler.next
+def next_task(self):
+    name = _next(self)
+    record.write(name + "\\n"); record.flush()
+    return name
+engine.TaskSampler.next = next_task
+sys.exit(main())
+'''
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def test_two_processes_take_the_same_task_at_every_step(tmp_path, toy_config):
+    """torchrun, 2 gloo processes, 3 tasks sampled at random by weight: both ranks pick the same task at each
+    of 30 steps (the sampler's generator is seeded identically and never reads rank-local state)."""
+    cfg = _three_tasks(toy_config, str(tmp_path / "run"))
+    cfg["engine"].update(steps=30)
+    (tmp_path / "run.json").write_text(json.dumps(cfg))
+    script = tmp_path / "record_tasks.py"
+    script.write_text(_RECORD_TASKS)
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "MASTER_ADDR": "127.0.0.1", "RECORD_DIR": str(tmp_path)}
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node=2", f"--master_port={_free_port()}",
+           str(script), "pretrain", str(tmp_path / "run.json")]
+    done = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=300)
+    assert done.returncode == 0, done.stderr[-3000:]
+    ranks = [(tmp_path / f"tasks_rank{r}.txt").read_text().split() for r in (0, 1)]
+    assert len(ranks[0]) == 30 and ranks[0] == ranks[1]
+    assert set(ranks[0]) == {"a", "b", "c"}  # a random, not a constant, sequence
+    assert ckpt.load(tmp_path / "run" / "checkpoints" / "last.pt")["step"] == 30
