@@ -34,3 +34,12 @@ def test_plugins_command_loads_the_manager_inside_the_command(capsys):
 
     assert main(["plugins", "--json"]) == 0
     assert '"name": "graph"' in capsys.readouterr().out
+
+
+def test_plugins_table_wraps_instead_of_truncating_in_a_narrow_terminal():
+    import os
+
+    out = subprocess.run([sys.executable, "-m", "omnissl.cli", "plugins"], capture_output=True, text=True, timeout=300,
+                         env={**os.environ, "COLUMNS": "60"})
+    assert out.returncode == 0 and "…" not in out.stdout
+    assert "core.linear_probe" in out.stdout.replace("\n", "").replace("│", "").replace(" ", "")

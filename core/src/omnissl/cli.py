@@ -83,7 +83,7 @@ def cmd_plugins(args) -> int:
 
     table = Table(title="omnissl plugins")
     for col in ("plugin", "distribution", "version", "status", "components"):
-        table.add_column(col)
+        table.add_column(col, overflow="fold")  # wrap long component names in narrow terminals instead of cutting them
     for p in described:
         comps = "; ".join(f"{k}: {', '.join(v)}" for k, v in p["components"].items()) or p["error"]
         table.add_row(p["name"], p["distribution"], p["version"], p["status"], comps)

@@ -18,7 +18,13 @@ from omnissl.errors import storage_error
 
 
 class MetricsLogger:
-    """Writes ``metrics.jsonl`` under ``out_dir``; shows a progress bar with loss, samples/s and ETA."""
+    """Writes ``metrics.jsonl`` under ``out_dir``; shows progress with loss, throughput and ETA.
+
+    On a terminal the progress is a rich bar. Where stderr is not a terminal (``nohup``, a batch scheduler,
+    output redirected to a file) a bar would only be drawn at the end, so every log interval prints one
+    plain line instead. Throughput is steps/s, plus samples/s where a step holds more than one sample (a
+    full-graph task's step is the whole dataset, so samples/s would say nothing).
+    """
 
     def __init__(self, out_dir: Path, total_steps: int, start_step: int = 0, tensorboard: bool = False, progress: bool = True, enabled: bool = True):
         self.enabled = enabled
@@ -41,10 +47,12 @@ class MetricsLogger:
                 self.console.print("[yellow]logging.tensorboard is on but tensorboard is not installed: pip install tensorboard[/]")
             else:
                 self.tb = SummaryWriter(str(out_dir / "tensorboard"))
-        if progress:
+        self.total_steps, self.plain = total_steps, progress and not self.console.is_terminal
+        self.last_step, self.start_time = start_step, time.perf_counter()
+        if progress and not self.plain:
             self.bar = Progress(
                 TextColumn("[bold]pretrain"), BarColumn(), MofNCompleteColumn(), TextColumn("loss {task.fields[loss]}"),
-                TextColumn("{task.fields[rate]} samples/s"), TimeElapsedColumn(), TextColumn("ETA"), TimeRemainingColumn(),
+                TextColumn("{task.fields[rate]}"), TimeElapsedColumn(), TextColumn("ETA"), TimeRemainingColumn(),
                 console=self.console, transient=False,
             )
             self.bar_task = self.bar.add_task("train", total=total_steps, completed=start_step, loss="-", rate="-")
@@ -62,10 +70,24 @@ class MetricsLogger:
             for key, value in metrics.items():
                 if isinstance(value, (int, float)):
                     self.tb.add_scalar(key, value, step)
-        if self.bar is not None and "loss" in metrics:
-            loss = metrics.get("loss")
-            self.bar.update(self.bar_task, completed=step, loss=f"{loss:.4f}" if isinstance(loss, float) else "-",
-                            rate=f"{metrics.get('samples_per_s', 0):.0f}")
+        if "loss" not in metrics or not (self.bar is not None or self.plain):
+            return
+        now = time.perf_counter()
+        steps_per_s = (step - self.last_step) / max(now - self.last_time, 1e-9)
+        self.last_step, self.last_time = step, now
+        rate = f"{steps_per_s:.2f} steps/s"
+        samples = metrics.get("samples_per_s", 0.0)
+        if samples > 1.5 * steps_per_s:
+            rate += f", {samples:,.0f} samples/s"
+        loss = metrics.get("loss")
+        loss_text = f"{loss:.4f}" if isinstance(loss, float) else "-"
+        if self.bar is not None:
+            self.bar.update(self.bar_task, completed=step, loss=loss_text, rate=rate)
+        else:
+            elapsed = now - self.start_time
+            eta = (self.total_steps - step) / steps_per_s if steps_per_s > 0 else float("nan")
+            print(f"step {step}/{self.total_steps}  loss {loss_text}  {rate}  elapsed {_clock(elapsed)}  eta {_clock(eta)}",
+                  file=self.console.file, flush=True)
 
     def print(self, message: str) -> None:
         if self.enabled:
@@ -95,3 +117,10 @@ class MetricsLogger:
                 file.close()
             except OSError:
                 pass  # flushing a full disk again fails again; the error that stopped the run was already raised
+
+
+def _clock(seconds: float) -> str:
+    if seconds != seconds:  # NaN: no rate yet
+        return "-"
+    minutes, sec = divmod(int(seconds), 60)
+    return f"{minutes // 60}:{minutes % 60:02d}:{sec:02d}"
