@@ -14,6 +14,7 @@ from omnissl.evaluation.probes import KNNProbeConfig, LinearProbeConfig, knn_pro
 from omnissl.objectives.amcl import AMCLConfig, AMCLObjective
 from omnissl.objectives.barlow_twins import BarlowTwinsConfig, BarlowTwinsObjective
 from omnissl.objectives.byol import BYOLConfig, BYOLObjective
+from omnissl.objectives.data2vec import Data2VecConfig, Data2VecObjective, IdentityViews
 from omnissl.objectives.block_masking import BlockMasking, BlockMaskingConfig
 from omnissl.objectives.jepa import JEPAConfig, JEPAObjective
 from omnissl.objectives.mae import MAEConfig, MAEObjective
@@ -27,7 +28,7 @@ from omnissl.objectives.token_masking import TokenMasking, TokenMaskingConfig
 from omnissl.objectives.vicreg import VICRegConfig, VICRegObjective
 from omnissl.nn.token_encoder import TokenTransformerConfig, token_transformer
 from omnissl.nn.trunk import TransformerTrunk, TrunkConfig
-from omnissl.specs import CallbackSpec, DatasetSpec, EncoderSpec, EvaluatorSpec, ModalitySpec, ObjectiveSpec, ViewGeneratorSpec
+from omnissl.specs import CallbackSpec, ComponentConfig, DatasetSpec, EncoderSpec, EvaluatorSpec, ModalitySpec, ObjectiveSpec, ViewGeneratorSpec
 from omnissl.testing import toy
 
 
@@ -64,11 +65,12 @@ def omnissl_modalities():
         example_batch=toy_token_batch,
         example_data=toy_token_source,
         encoders=("core.token_transformer",),
-        views=("core.block_masking", "core.token_masking"),
-        objectives=("core.mae", "core.jepa"),
+        views=("core.block_masking", "core.token_masking", "core.identity"),
+        objectives=("core.mae", "core.jepa", "core.data2vec"),
         objective_pairs={
             "core.mae": ("core.token_transformer", "core.token_masking"),
             "core.jepa": ("core.token_transformer", "core.block_masking"),
+            "core.data2vec": ("core.token_transformer", "core.identity"),
         },
     )
 
@@ -100,6 +102,10 @@ def omnissl_view_generators():
     yield ViewGeneratorSpec(
         name="toy.noise", config=toy.ToyNoiseConfig, factory=lambda cfg, ctx: toy.ToyNoiseViews(cfg),
         summary="Gaussian noise and feature dropout, batched on the device.",
+    )
+    yield ViewGeneratorSpec(
+        name="core.identity", config=ComponentConfig, factory=IdentityViews.build,
+        summary="The batch itself as the one view and the original, for objectives that mask internally (core.data2vec).",
     )
     yield ViewGeneratorSpec(
         name="core.token_masking", config=TokenMaskingConfig, factory=TokenMasking.build,
@@ -148,6 +154,10 @@ def omnissl_objectives():
     yield ObjectiveSpec(
         name="core.jepa", config=JEPAConfig, factory=JEPAObjective.build,
         summary="JEPA latent prediction of EMA-teacher target tokens from context tokens (Assran et al. 2023).",
+    )
+    yield ObjectiveSpec(
+        name="core.data2vec", config=Data2VecConfig, factory=Data2VecObjective.build,
+        summary="data2vec 2.0: masked tokens regress an EMA teacher's averaged, instance-normalised top-K blocks (Baevski et al. 2023).",
     )
     yield ObjectiveSpec(
         name="core.mae", config=MAEConfig, factory=MAEObjective.build,
