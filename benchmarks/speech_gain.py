@@ -11,7 +11,8 @@ encoder is initialised from ``seed + 99991``, so this gives the spread of the ra
 several initialisations, the "seed spread" a method has to beat.
 
     OMP_NUM_THREADS=1 .venv/bin/python benchmarks/speech_gain.py --steps 400 --methods tera,hubert,w2v_bert,wav2vec2
-    OMP_NUM_THREADS=1 .venv/bin/python benchmarks/speech_gain.py --steps 400 --collect --random-seeds 1,2
+    OMP_NUM_THREADS=1 .venv/bin/python benchmarks/speech_gain.py --steps 400 --methods tera --random-seeds 1,2 --skip-train
+    OMP_NUM_THREADS=1 .venv/bin/python benchmarks/speech_gain.py --collect --random-seeds 1,2
 
 Runs go to ``runs/speech_gain/fsdd_<method>_s<seed>/``; the table (markdown) is printed and written to
 ``runs/speech_gain/table.md``.
@@ -68,18 +69,19 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=400)
     parser.add_argument("--seeds", default="0", help="pretraining seeds")
     parser.add_argument("--random-seeds", default="", help="extra probe seeds for the random-encoder spread, e.g. 1,2")
-    parser.add_argument("--collect", action="store_true", help="only read finished runs")
+    parser.add_argument("--skip-train", action="store_true", help="evaluate finished runs with --random-seeds, train nothing")
+    parser.add_argument("--collect", action="store_true", help="only read finished runs and evaluations (train and evaluate nothing)")
     args = parser.parse_args()
     methods, seeds = args.methods.split(","), [int(s) for s in args.seeds.split(",")]
     extra = [int(s) for s in args.random_seeds.split(",") if s]
-    if not args.collect:
+    if not (args.collect or args.skip_train):
         for method in methods:
             for seed in seeds:
                 train(method, seed, args.steps)
     for method in methods:
         for seed in seeds:
             for probe_seed in extra:
-                if not (out_dir(method, seed) / f"evaluate-seed{probe_seed}" / "evals.jsonl").exists():
+                if not args.collect and not (out_dir(method, seed) / f"evaluate-seed{probe_seed}" / "evals.jsonl").exists():
                     evaluate(method, seed, probe_seed)
 
     lines = ["| run | representation | " + " | ".join(f"{label} {probe}" for label, probe in KEYS) + " |", "|---|---|" + "---|" * len(KEYS)]

@@ -66,6 +66,7 @@ def main() -> None:
     parser.add_argument("--seeds", type=int, default=2, help="probe seeds per point")
     parser.add_argument("--heads", default="mlp", help="comma-separated probe heads (linear, mlp)")
     parser.add_argument("--skip-train", action="store_true", help="probe the checkpoints already in --out")
+    parser.add_argument("--probe-steps", default="", help="comma-separated checkpoint steps to probe (default: all)")
     parser.add_argument("--final-only", action="store_true", help="probe only the last checkpoint (with --compare)")
     parser.add_argument("--compare", action="store_true",
                         help="also probe the last checkpoint's context encoder and mean-token (pooled) representations")
@@ -101,6 +102,9 @@ def main() -> None:
     points = []
     baselines = {} if args.final_only else probe_now(0, encoder, ("raw", "random"))
     checkpoints = sorted((out / "checkpoints").glob("step_*.pt"), key=lambda p: int(p.stem.split("_")[1]))
+    if args.probe_steps:
+        wanted = {int(s) for s in args.probe_steps.split(",")}
+        checkpoints = [p for p in checkpoints if int(p.stem.split("_")[1]) in wanted]
     for path in ([checkpoints[-1]] if args.final_only else [None, *checkpoints]):
         if path is not None:
             trainer.model.load_state_dict(ckpt.load(path)["model"])
