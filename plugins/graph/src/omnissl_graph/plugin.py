@@ -8,7 +8,7 @@ import torch
 
 from omnissl.hookspecs import hookimpl
 from omnissl.specs import DatasetSpec, EncoderSpec, EvaluatorSpec, ModalitySpec, ObjectiveSpec, ViewGeneratorSpec
-from omnissl_graph import datasets, encoders, evaluators, masking, perturb, views
+from omnissl_graph import datasets, encoders, evaluators, masking, perturb, token_encoder, views
 from omnissl_graph.objectives import decorrelation, dgi, dsla, grace, graphcl, graphmae, link
 
 
@@ -70,6 +70,8 @@ def omnissl_encoders():
                       summary="Multi-head GAT with PReLU, residual and norm options (GraphMAE's settings).")
     yield EncoderSpec(name="graph.gcn", config=encoders.GraphEncoderConfig, factory=encoders.build_gcn, summary="GCN encoder with readout.")
     yield EncoderSpec(name="graph.gin", config=encoders.GINEncoderConfig, factory=encoders.build_gin, summary="GIN encoder with readout.")
+    yield EncoderSpec(name="graph.node_tokens", config=token_encoder.GraphTokenEncoderConfig, factory=token_encoder.build_graph_token_encoder,
+                      summary="GCN stem, projection, transformer trunk over each graph's nodes (accepts trunk: '@shared.<name>', keep=).")
 
 
 @hookimpl
