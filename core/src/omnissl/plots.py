@@ -28,9 +28,11 @@ from typing import Any
 from omnissl.errors import DataError
 
 COLLAPSE_KEYS = ("rankme", "embedding_std")
-REPRESENTATIONS = {"encoder": "pretrained encoder", "surface": "surface features", "random": "random encoder"}
-EVAL_KEY = re.compile(r"^eval/(?P<task>[^/]+)/(?P<evaluator>[^/]+)/(?P<rep>encoder|surface|random)/(?P<metric>.+)$")
-RUN_KEYS = {"step", "time", "loss", "lr", "samples_per_s", "steps_per_s"}
+# evaluators name their representations in their own words (encoder, ssl, pretrained; surface, raw_features,
+# raw pixels, log-mel; random, random_encoder; supervised): a keyword decides which of the four each is
+ROLES = (("random encoder", ("random",)), ("supervised", ("supervised", "scratch")),
+         ("surface features", ("surface", "raw", "pixel", "voxel", "mel", "mfcc", "feature", "popularity")),
+         ("pretrained encoder", ("encoder", "ssl", "pretrained")))
 
 
 def read_metrics(run_dir: Path) -> list[dict[str, Any]]:
@@ -90,29 +92,41 @@ def _collapse_figure(plt, records: list[dict], tasks: list[str], path: Path) -> 
     return _save(fig, path)
 
 
+def _role(segment: str) -> str | None:
+    word = segment.lower()
+    return next((role for role, keys in ROLES if any(k in word for k in keys)), None)
+
+
 def _probe_figure(plt, records: list[dict], path: Path) -> Path | None:
-    # (task, evaluator, metric) -> representation -> [(step, mean, std)]
-    panels: dict[tuple[str, str, str], dict[str, list]] = defaultdict(lambda: defaultdict(list))
+    """One panel per (task, evaluator, metric), one line per representation role, spread over seeds as a band."""
+    panels: dict[tuple[str, ...], dict[str, list]] = defaultdict(lambda: defaultdict(list))
     for r in records:
         for key, value in r.items():
-            m = EVAL_KEY.match(key)
-            if not m or m["metric"].endswith("_std") or not isinstance(value, (int, float)):
+            parts = key.split("/")
+            if parts[0] != "eval" or len(parts) < 4 or key.endswith("_std") or not isinstance(value, (int, float)):
                 continue
-            spread = r.get(f"{key}_std", 0.0)
-            panels[(m["task"], m["evaluator"], m["metric"])][m["rep"]].append((r["step"], value, spread))
-    panels = {k: v for k, v in panels.items() if k[2].startswith("test") or len(panels) <= 4}
+            rest = parts[3:]
+            roles = [(i, _role(p)) for i, p in enumerate(rest[:-1])]
+            where = next(((i, role) for i, role in roles if role), None)
+            if where is None:
+                continue
+            panel = (parts[1], parts[2], *(p for i, p in enumerate(rest) if i != where[0]))
+            panels[panel][where[1]].append((r["step"], value, r.get(f"{key}_std", 0.0)))
+    tested = {k: v for k, v in panels.items() if any(w in k[-1] for w in ("test", "acc", "auc", "recall", "ndcg"))}
+    panels = tested or panels
     if not panels:
         return None
     cols = min(3, len(panels))
     fig, axes = _grid(plt, math.ceil(len(panels) / cols), cols)
-    for ax, ((task, evaluator, metric), reps) in zip(axes.flat, sorted(panels.items())):
-        for rep, label in REPRESENTATIONS.items():
-            if rep not in reps:
+    for ax, (panel, reps) in zip(axes.flat, sorted(panels.items())):
+        for role, _ in reversed(ROLES):
+            if role not in reps:
                 continue
-            steps, mean, std = zip(*sorted(reps[rep]))
-            line = ax.plot(steps, mean, marker="o", label=label)[0]
+            steps, mean, std = zip(*sorted(reps[role]))
+            line = ax.plot(steps, mean, marker="o", label=role)[0]
             ax.fill_between(steps, [m - s for m, s in zip(mean, std)], [m + s for m, s in zip(mean, std)], color=line.get_color(), alpha=0.2)
-        ax.set(title=f"{task}: {evaluator} {metric}", xlabel="step")
+        ax.set(title=f"{panel[0]}: {' / '.join(panel[1:])}", xlabel="step")
+        ax.title.set_fontsize(9)
         ax.legend(fontsize=8)
     for ax in list(axes.flat)[len(panels):]:
         ax.set_visible(False)
@@ -181,7 +195,7 @@ def plot_run(run_dir: str | Path, out: str | Path | None = None, embeddings: boo
     records = read_metrics(run_dir)
     out = Path(out) if out else run_dir / "plots"
     out.mkdir(parents=True, exist_ok=True)
-    tasks = sorted({k.split("/", 1)[0] for r in records for k in r if "/" in k and not k.startswith("eval/") and k not in RUN_KEYS})
+    tasks = sorted({k.split("/", 1)[0] for r in records for k in r if "/" in k and not k.startswith("eval/")})
     written = [_training_figure(plt, records, tasks, out / "training.png"), _collapse_figure(plt, records, tasks, out / "collapse.png")]
     probes = _probe_figure(plt, records, out / "probes.png")
     written += [probes] if probes else []
