@@ -111,6 +111,12 @@ class EngineConfig(Strict):
     monitor_samples: int = Field(512, gt=1)
     collapse_floor: float = Field(0.0, ge=0)
     workers: int = Field(0, ge=0)
+    # GPU path (omnissl.parallel, omnissl.accounting): ``strategy`` across processes (``ddp`` or FSDP2
+    # ``fsdp``); ``count_flops`` counts one step's FLOPs at start-up for the ``tflops``/``mfu`` log fields;
+    # ``peak_tflops`` is the device peak MFU is measured against (default: a known CUDA device's bf16 peak).
+    strategy: Literal["ddp", "fsdp"] = "ddp"
+    count_flops: bool = True
+    peak_tflops: float | None = Field(None, gt=0)
 
     @model_validator(mode="after")
     def _length(self) -> EngineConfig:
@@ -499,6 +505,7 @@ def json_schema(pm: PluginManager) -> dict:
 RESUME_SAFE = (
     "engine.steps", "engine.epochs", "engine.checkpoint.", "engine.monitor_every", "engine.monitor_samples",
     "engine.collapse_floor", "engine.on_nonfinite", "engine.workers", "engine.device", "engine.compile",
+    "engine.count_flops", "engine.peak_tflops", "engine.strategy",
     "eval.", "logging.", "requires",
 )
 _TASK_EVAL = re.compile(r"^tasks\[\d+\]\.eval(\[|$)")

@@ -28,7 +28,7 @@ import torch.distributed as dist
 from torch import Tensor, nn
 
 from omnissl import checkpoint as ckpt
-from omnissl import distributed, rundir
+from omnissl import accounting, distributed, parallel, rundir
 from omnissl.config import RunConfig, load_config, resume_changes
 from omnissl.device import move_to_device
 from omnissl.errors import CheckpointError, ConfigError, OmnisslError, TrainingError, storage_error
@@ -246,10 +246,13 @@ class Trainer:
         self.model = RunModel(shared, tasks, balancer).to(self.device)
         if self.device.type == "cuda" and self.world > 1:
             self.model = nn.SyncBatchNorm.convert_sync_batchnorm(self.model)
-        if cfg.engine.compile:
-            self.model.compiled = {name: torch.compile(module) for name, module in self.model.tasks.items()}
+        if cfg.engine.compile:  # regional: each block (omnissl.parallel.blocks) compiled once, not each whole task
+            parallel.compile_blocks(self.model)
         self.ddp = None
-        if self.world > 1:
+        self.fsdp = self.world > 1 and cfg.engine.strategy == "fsdp"
+        if self.fsdp:
+            parallel.shard(self.model, _autocast_dtype(cfg.engine.precision, self.device))
+        elif self.world > 1:
             self.ddp = nn.parallel.DistributedDataParallel(
                 self.model, device_ids=[self.device.index] if self.device.type == "cuda" else None,
                 find_unused_parameters=len(tasks) > 1,
@@ -281,11 +284,12 @@ class Trainer:
         return scales
 
     # -------------------------------------------------------------------------------------- checkpoints
-    def state_dict(self) -> dict[str, Any]:
+    def state_dict(self, full: tuple[dict, dict] | None = None) -> dict[str, Any]:
+        """``full``: the gathered (model, optimizer) state of a sharded run (:func:`parallel.full_state`)."""
         return {
             "step": self.step,
-            "model": self.model.state_dict(),
-            "optimizer": self.optimizer.state_dict(),
+            "model": full[0] if full else self.model.state_dict(),
+            "optimizer": full[1] if full else self.optimizer.state_dict(),
             "scheduler": self.scheduler.state_dict(),
             "scaler": self.scaler.state_dict(),
             "streams": {name: s.state_dict() for name, s in self.streams.items()},
@@ -316,8 +320,11 @@ class Trainer:
         step = int(state["step"])
         if step >= self.total_steps:
             allowed.append(f"the checkpoint is at step {step}, at or past the {self.total_steps} steps of this config: no step is trained")
-        self.model.load_state_dict(state["model"])
-        self.optimizer.load_state_dict(state["optimizer"])
+        if self.fsdp:  # every rank read the full checkpoint; each keeps its shards
+            parallel.load_full_state(self.model, self.optimizer, state["model"], state["optimizer"])
+        else:
+            self.model.load_state_dict(state["model"])
+            self.optimizer.load_state_dict(state["optimizer"])
         self.scheduler.load_state_dict(state["scheduler"])
         self.scaler.load_state_dict(state["scaler"])
         for name, s in state["streams"].items():
@@ -332,9 +339,10 @@ class Trainer:
     def save_checkpoint(self) -> Path | None:
         """Write ``checkpoints/last.pt`` (and a numbered copy if ``checkpoint.keep``) on rank 0."""
         path = None
+        full = parallel.full_state(self.model, self.optimizer) if self.fsdp else None  # a collective: every rank
         if self.rank == 0:
             self._check_finite()
-            state = self.state_dict()
+            state = self.state_dict(full)
             path = ckpt.save_atomic(state, self.out_dir / "checkpoints" / "last.pt")
             keep = self.config.engine.checkpoint.keep
             if keep:
@@ -466,6 +474,7 @@ class Trainer:
                 if hasattr(callback, "on_start"):
                     callback.on_start(json.loads(cfg.model_dump_json()), self.out_dir)
         self._init_metrics()
+        self.accounting = accounting.Accounting(self.device, self._count_flops() if eng.count_flops and not self.fsdp else {}, accounting.device_peak_tflops(self.device, eng.peak_tflops))
         self.loaders = {name: self._loader(name) for name in self.streams} if eng.workers else {}
         stop = distributed.StopAgreement()
         previous = self._install_signal_handlers(stop.signals)
@@ -487,8 +496,12 @@ class Trainer:
                 self.view_generator.manual_seed((cfg.seed * 1_000_003 + self.step) * 1009 + self.rank)
                 for micro in range(eng.accumulate):
                     indices = self.streams[name].next()  # the loader's workers produce the same batches ahead
-                    batch = next(self.loaders[name]) if self.loaders else self.sources[name].batch(indices)
-                    batch = move_to_device(batch, self.device)
+                    batch = self.accounting.fetch(
+                        lambda: move_to_device(next(self.loaders[name]) if self.loaders else self.sources[name].batch(indices), self.device)
+                    )
+                    self.accounting.count(name)
+                    if self.fsdp:
+                        self.model.set_requires_gradient_sync(micro == eng.accumulate - 1)
                     sync = nullcontext() if self.ddp is None or micro == eng.accumulate - 1 else self.ddp.no_sync()
                     with sync:
                         with torch.autocast(self.device.type, dtype=self.autocast_dtype or torch.float32, enabled=self.autocast_dtype is not None):
@@ -508,6 +521,7 @@ class Trainer:
                 self.optimizer.zero_grad(set_to_none=True)
                 self.scheduler.step()
                 self.step += 1
+                self.accounting.step_done()
                 task.objective.after_step(Progress(step=self.step, total_steps=self.total_steps))
                 if self.step % cfg.logging.log_every == 0 or self.step == self.total_steps:
                     self._log(start_time, start_step)
@@ -629,6 +643,24 @@ class Trainer:
             out.update({f"{name}/{k}": v for k, v in collapse_metrics(z).items()})
         return out
 
+    def _count_flops(self) -> dict[str, int]:
+        """FLOPs of one micro-batch of each task on this process, counted on a copy (see :mod:`omnissl.accounting`)."""
+        flops = {}
+        for name, stream in self.streams.items():
+            local = stream.global_batch // self.world
+            batch = move_to_device(self.sources[name].batch(torch.arange(local, device=self.device) if not self.config.engine.workers else torch.arange(local)), self.device)
+            generator = torch.Generator(device=self.device).manual_seed(self.config.seed)
+
+            def forward(task: nn.Module) -> Tensor:
+                with torch.autocast(self.device.type, dtype=self.autocast_dtype or torch.float32, enabled=self.autocast_dtype is not None):
+                    return task(batch, generator).loss
+
+            try:
+                flops[name] = accounting.task_flops(self.model.tasks[name], forward)
+            except Exception as exc:  # noqa: BLE001 - an op FlopCounterMode or deepcopy cannot take: log no tflops, say why
+                self.logger.print(f"[yellow]task {name!r}: FLOPs not counted ({type(exc).__name__}: {exc}); tflops and mfu are not logged[/]")
+        return flops
+
     def _callbacks_on_log(self, metrics: dict[str, float]) -> None:
         """Callbacks see what rank 0 logs (one tracker run per job, not one per process)."""
         for callback in self.callbacks if self.rank == 0 else []:
@@ -647,8 +679,10 @@ class Trainer:
             stacked = distributed.all_reduce_sum(torch.stack(list(device_values.values()))) / self.world
             device_values = dict(zip(device_values, stacked))
         monitor_every = eng.monitor_every or self.config.logging.log_every
-        if self.rank == 0 and self.step % monitor_every == 0:
-            device_values.update(self._monitor())
+        if (self.rank == 0 or self.fsdp) and self.step % monitor_every == 0:  # sharded: every rank runs the forward
+            monitored = self._monitor()
+            if self.rank == 0:
+                device_values.update(monitored)
         keys = list(device_values)
         values = torch.stack([device_values[k] for k in keys]).tolist() if keys else []  # the one host sync
         now = time.perf_counter()
@@ -657,6 +691,7 @@ class Trainer:
             metrics["loss"] = sum(metrics[f"{n}/loss"] for n in self.sums if f"{n}/loss" in metrics) / max(1, sum(1 for n in self.sums if self.counts[n]))
         metrics["lr"] = self.optimizer.param_groups[0]["lr"]
         metrics["samples_per_s"] = self.samples / max(now - self.last_log_time, 1e-9)
+        metrics.update(self.accounting.read())  # host-side timers and counters, read after the sync above
         self.last_metrics = metrics
         self.logger.log(self.step, metrics)
         self._callbacks_on_log(metrics)
