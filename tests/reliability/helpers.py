@@ -50,7 +50,8 @@ def spawn(*argv: str, env: dict | None = None) -> subprocess.Popen:
 
 
 def process_env(extra: dict | None = None) -> dict:
-    return {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(ROOT), "COLUMNS": "1000", **(extra or {})}
+    path = os.pathsep.join(filter(None, [os.environ.get("PYTHONPATH"), str(ROOT)]))
+    return {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": path, "COLUMNS": "1000", **(extra or {})}
 
 
 def write_config(path: Path, config: dict) -> Path:
