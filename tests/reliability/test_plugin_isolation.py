@@ -74,6 +74,10 @@ def test_every_command_survives_a_broken_plugin(installed, source, toy_config, t
     with caplog.at_level(logging.WARNING, logger="omnissl.plugins"):
         shipped = cli(capsys, "configs", "list")
         valid = cli(capsys, "validate", config)
+        # a command the core does not know makes the CLI load the plugins' commands (omnissl_cli_commands)
+        with pytest.raises(SystemExit) as usage:
+            cli(capsys, "no-such-command")
+        assert usage.value.code == 2 and "invalid choice: 'no-such-command'" in capsys.readouterr().err
         listed = cli(capsys, "plugins", "--json")
         assert listed.rc == 0, listed.err
     assert shipped.rc == 0 and "toy_simclr.yaml" in shipped.out

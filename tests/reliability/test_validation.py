@@ -26,7 +26,7 @@ def test_what_needs_the_built_run_fails_before_anything_is_written(quiet_toy, tm
     quiet_toy["engine"]["batch_size"] = 1
     result = cli(capsys, "pretrain", write_config(tmp_path / "c.yaml", quiet_toy))
     result.clean_exit_2()
-    assert "one sample per batch per process (engine.batch_size=1, 1 process), but objective.projector" in result.err
+    assert "tasks[0] ('toy'): one sample per batch per process" in result.err and "is a BatchNorm layer" in result.err
     assert not (tmp_path / "run").exists()
 
 
