@@ -17,6 +17,10 @@ from torch import Tensor, nn
 class VolumeDecoder(nn.Module):
     """``stages`` x (Conv3d 3³ -> GroupNorm -> LeakyReLU -> x2 trilinear upsample), then a 1³ conv to ``out_channels``.
 
+    The width halves at every stage (``hidden``, ``hidden/2``, ... down to 8), as ``SSLHead``'s upsampling
+    head narrows while it grows: the last stages run at full resolution, where a constant width would
+    dominate the step (64 channels at 32³ made a 28³ Swin step 50x slower than 8 channels).
+
     ``forward(fmap, size=None)``: with ``size`` the output is resized (trilinear) to exactly that spatial size.
 
     Shapes:
@@ -27,10 +31,11 @@ class VolumeDecoder(nn.Module):
         super().__init__()
         blocks: list[nn.Module] = []
         width = in_channels
-        for _ in range(stages):
-            blocks += [nn.Conv3d(width, hidden, 3, padding=1), nn.GroupNorm(min(8, hidden), hidden), nn.LeakyReLU(0.01),
+        for stage in range(stages):
+            out = max(8, hidden // 2**stage)
+            blocks += [nn.Conv3d(width, out, 3, padding=1), nn.GroupNorm(min(8, out), out), nn.LeakyReLU(0.01),
                        nn.Upsample(scale_factor=2, mode="trilinear", align_corners=False)]
-            width = hidden
+            width = out
         self.features = nn.Sequential(*blocks)
         self.out = nn.Conv3d(width, out_channels, 1)
 
