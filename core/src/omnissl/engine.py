@@ -430,6 +430,12 @@ class Trainer:
                     f"{self.world} process{'es' if self.world > 1 else ''}), but {norms[0]} is a BatchNorm layer, which needs more "
                     "than one sample per batch in training; use a larger engine.batch_size"
                 )
+        if self.fsdp and any(self.evaluators.values()) and (self.config.eval.at_end or self.config.eval.every):
+            problems.append(
+                "engine.strategy: fsdp across processes cannot run the evaluators in the run (they run on rank 0 alone, and "
+                "a sharded encoder needs every rank); set eval.at_end=false and eval.every=null, then evaluate the "
+                "checkpoint with `omnissl evaluate CHECKPOINT` (it holds the full, unsharded weights)"
+            )
         if problems:
             raise ConfigError(problems)
         warmup = self.config.engine.schedule.warmup_steps
@@ -631,7 +637,7 @@ class Trainer:
             idx = torch.arange(min(len(source), self.config.engine.monitor_samples), device=self.device)
             was_training = encoder.training
             encoder.eval()
-            with torch.no_grad():
+            with torch.no_grad(), parallel.gathered(self.model) if self.fsdp else nullcontext():
                 z = encoder(move_to_device(source.batch(idx), self.device)).pooled
             encoder.train(was_training)
             if z.shape[0] > self.config.engine.monitor_samples:  # node-level: one graph, many nodes

@@ -18,6 +18,7 @@ Nothing here is home-made distribution: every collective is FSDP2's or DCP's.
 
 from __future__ import annotations
 
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -75,6 +76,17 @@ def compile_blocks(model: nn.Module, *, fullgraph: bool = False, backend: str = 
     for block in found:
         block.compile(fullgraph=fullgraph, backend=backend)
     return found
+
+
+@contextmanager
+def gathered(model: nn.Module):
+    """Within: the root's own (non-block) parameters of a sharded ``model`` are gathered, so a submodule such
+    as an encoder can be called outside the root's forward (a collective: every rank must enter)."""
+    model.unshard()
+    try:
+        yield model
+    finally:
+        model.reshard()
 
 
 _FULL = StateDictOptions(full_state_dict=True, cpu_offload=True)
