@@ -629,7 +629,7 @@ class Trainer:
                 )
 
     def _monitor(self) -> dict[str, Tensor]:
-        from omnissl.evaluation.monitors import collapse_metrics
+        from omnissl.evaluation.monitors import collapse_metrics, monitored_representation
 
         out = {}
         for name, source in self.sources.items():
@@ -638,7 +638,7 @@ class Trainer:
             was_training = encoder.training
             encoder.eval()
             with torch.no_grad(), parallel.gathered(self.model) if self.fsdp else nullcontext():
-                z = encoder(move_to_device(source.batch(idx), self.device)).pooled
+                z = monitored_representation(encoder, move_to_device(source.batch(idx), self.device))  # what the probes read
             encoder.train(was_training)
             if z.shape[0] > self.config.engine.monitor_samples:  # node-level: one graph, many nodes
                 z = z[: self.config.engine.monitor_samples]
