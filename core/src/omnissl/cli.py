@@ -1,7 +1,7 @@
 """The ``omnissl`` command line.
 
 Commands: ``pretrain CONFIG [key.path=value ...]``, ``validate CONFIG``, ``evaluate CHECKPOINT``,
-``plugins [--json]``, ``configs list|copy``, ``config schema``, ``export CHECKPOINT``. User mistakes, bad
+``plugins [--json]``, ``configs list|copy``, ``config schema``, ``export CHECKPOINT``, ``bench CONFIG``. User mistakes, bad
 data, damaged checkpoints and disk faults (full, read-only) print one clear message (no traceback) and exit
 with status 2; an interrupted run exits with ``128 + signal`` after writing a checkpoint.
 """
@@ -149,7 +149,18 @@ def cmd_plot(args) -> int:
     return 0
 
 
-CORE_COMMANDS = ("pretrain", "validate", "evaluate", "plugins", "configs", "config", "export", "plot")
+def cmd_bench(args) -> int:
+    if not Path(args.config).is_file():
+        raise ConfigError([f"config file not found: {args.config}"])
+    from omnissl.bench import format_result, run_bench
+
+    result = run_bench(args.config, args.overrides, steps=args.steps, warmup=args.warmup, device=args.device, out_dir=args.out, json_path=args.json, pm=_manager(args))
+    print(format_result(result))
+    print(f"wrote {args.json}")
+    return 0
+
+
+CORE_COMMANDS = ("pretrain", "validate", "evaluate", "plugins", "configs", "config", "export", "plot", "bench")
 
 
 def build_parser(pm=None) -> argparse.ArgumentParser:
@@ -215,6 +226,16 @@ def build_parser(pm=None) -> argparse.ArgumentParser:
     p.add_argument("--no-embeddings", action="store_true", help="skip the t-SNE maps (they load the last checkpoint and encode the data)")
     p.add_argument("--max-points", type=int, default=1500, help="samples per t-SNE map (default 1500)")
     p.set_defaults(func=cmd_plot)
+
+    p = sub.add_parser("bench", help="throughput of a config: samples/s, step time, data-wait share, MFU, peak memory (JSON)")
+    p.add_argument("config")
+    p.add_argument("overrides", nargs="*", help="key.path=value overrides, as for pretrain")
+    p.add_argument("--steps", type=int, default=20, help="measured steps after the warm-up (default 20; rounded up to whole warm-up windows)")
+    p.add_argument("--warmup", type=int, default=5, help="warm-up steps, not measured: compilation, first allocations (default 5)")
+    p.add_argument("--device", choices=["auto", "cpu", "cuda"], help="override engine.device")
+    p.add_argument("--json", default="bench.json", help="where to write the results (default bench.json)")
+    p.add_argument("--out", help="run folder to keep (default: a temporary folder, removed afterwards)")
+    p.set_defaults(func=cmd_bench)
 
     if pm is not None:
         pm.add_cli_commands(sub)
