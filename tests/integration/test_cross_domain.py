@@ -187,3 +187,35 @@ def test_two_processes_take_the_same_task_at_every_step(tmp_path, toy_config):
     assert len(ranks[0]) == 30 and ranks[0] == ranks[1]
     assert set(ranks[0]) == {"a", "b", "c"}  # a random, not a constant, sequence
     assert ckpt.load(tmp_path / "run" / "checkpoints" / "last.pt")["step"] == 30
+
+
+QUICKSTART = Path(__file__).parents[2] / "configs" / "cross_domain" / "quickstart.yaml"
+TOKEN_TASKS = ("table", "speech", "graph", "video", "volume")
+_SMALL = [  # the quickstart's components at test size
+    "tasks[0].batch_size=16", "tasks[1].data.num_utterances=24", "tasks[1].batch_size=8", "tasks[2].data.num_nodes=60",
+    "tasks[3].data.num_clips=24", "tasks[3].batch_size=8", "tasks[4].data.num_volumes=16", "tasks[4].batch_size=8",
+    "tasks[5].data.num_users=40", "tasks[5].data.num_items=60", "tasks[5].batch_size=64",
+]
+
+
+def test_every_token_encoder_trains_with_the_shared_trunk_and_sends_it_gradients(tmp_path):
+    """Tabular, speech frames, graph nodes, video tubes and volume patches share one trunk instance; a
+    data2vec step of each task alone gives every trunk parameter a non-zero gradient."""
+    trainer = Trainer(load_config(QUICKSTART, [*_SMALL, f"logging.out_dir={tmp_path / 'run'}", "engine.steps=6", "eval.at_end=false"]))
+    trunk = trainer.model.shared["trunk"]
+    generator = torch.Generator().manual_seed(0)
+    for name in TOKEN_TASKS:
+        task = trainer.model.tasks[name]
+        assert task.encoder.trunk is trunk, name
+        trainer.model.zero_grad(set_to_none=True)
+        out = task(trainer.sources[name].batch(trainer.streams[name].next()), generator)
+        assert torch.isfinite(out.loss), name
+        out.loss.backward()
+        missing = [n for n, p in trunk.named_parameters() if p.grad is None or p.grad.abs().sum() == 0]
+        assert not missing, f"{name}: no gradient reached trunk {missing}"
+    assert {id(p) for p in trunk.parameters()} <= {id(p) for g in trainer.optimizer.param_groups for p in g["params"]}
+    before = [p.detach().clone() for p in trunk.parameters()]
+    result = trainer.fit()
+    assert result.step == 6
+    assert all(not torch.equal(a, b) for a, b in zip(before, trunk.parameters()))
+    assert all(f"{name}/loss" in result.metrics for name in (*TOKEN_TASKS, "recsys"))
