@@ -36,15 +36,15 @@ timeout 120 $PY benchmarks/hubert_base_vs_torchaudio.py --device cuda --batch 32
 
 echo "== 3. GraphMAE Cora, 1500 epochs wall time (budget ~1.5 min)"
 t0=$(date +%s.%N)
-timeout 150 $PY -m omnissl.cli pretrain configs/graph/cora_graphmae.yaml engine.device=cuda logging.out_dir="$OUT/cora_graphmae" logging.progress=false --force-out-dir \
+timeout 150 $PY -m omnissl.cli pretrain plugins/graph/src/omnissl_graph/configs/cora_graphmae.yaml engine.device=cuda logging.out_dir="$OUT/cora_graphmae" logging.progress=false --force-out-dir \
   || echo "graphmae pretrain failed (exit $?)" | tee -a "$OUT/failures.txt"
 t1=$(date +%s.%N)
 $PY -c "import json, sys; json.dump({'wall_s': float(sys.argv[2]) - float(sys.argv[1])}, open(sys.argv[3], 'w'))" "$t0" "$t1" "$OUT/cora_graphmae_wall.json"
-timeout 60 $PY -m omnissl.cli bench configs/graph/cora_graphmae.yaml --steps 50 --warmup 10 --device cuda --json "$OUT/cora_graphmae_bench.json" \
+timeout 60 $PY -m omnissl.cli bench plugins/graph/src/omnissl_graph/configs/cora_graphmae.yaml --steps 50 --warmup 10 --device cuda --json "$OUT/cora_graphmae_bench.json" \
   || echo "graphmae bench failed (exit $?)" | tee -a "$OUT/failures.txt"
 
 echo "== 4. LightGCN MovieLens (budget ~1 min)"
-timeout 60 $PY -m omnissl.cli bench configs/recsys/movielens_lightgcn.yaml --steps 50 --warmup 10 --device cuda --json "$OUT/lightgcn_omnissl.json" \
+timeout 60 $PY -m omnissl.cli bench plugins/recsys/src/omnissl_recsys/configs/movielens_lightgcn.yaml --steps 50 --warmup 10 --device cuda --json "$OUT/lightgcn_omnissl.json" \
   || echo "lightgcn bench failed (exit $?)" | tee -a "$OUT/failures.txt"
 if $PY -c "import recbole" 2>/dev/null; then
   echo "recbole is installed, but no RecBole runner is written yet: add it here before quoting a ratio" | tee -a "$OUT/failures.txt"

@@ -2,9 +2,9 @@
 
 Usage (from the repository root)::
 
-    OMP_NUM_THREADS=1 .venv/bin/python benchmarks/graph_quality.py configs/graph/cora_graphmae.yaml \
+    OMP_NUM_THREADS=1 .venv/bin/python benchmarks/graph_quality.py plugins/graph/src/omnissl_graph/configs/cora_graphmae.yaml \
         --seeds 0 1 2 3 4 --out runs/graph/quality_cora_graphmae.json
-    OMP_NUM_THREADS=1 .venv/bin/python benchmarks/graph_quality.py configs/graph/cora_grace.yaml \
+    OMP_NUM_THREADS=1 .venv/bin/python benchmarks/graph_quality.py plugins/graph/src/omnissl_graph/configs/cora_grace.yaml \
         'tasks[0].eval[0].normalize=l2' --seeds 0 1 2 3 4     # overrides go before the options
 
 Each seed is one engine run (``omnissl.engine.Trainer``) with ``seed=<s>`` and ``logging.out_dir`` per seed;

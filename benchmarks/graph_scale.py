@@ -4,7 +4,7 @@ Usage (from the repository root)::
 
     OMP_NUM_THREADS=1 .venv/bin/python benchmarks/graph_scale.py [--nodes 1000000] [--out runs/graph/scale.json] [key=value ...]
 
-Runs ``configs/graph/sbm1m_graphmae_sampled.yaml`` through the engine and prints: graph build time, the
+Runs ``plugins/graph/src/omnissl_graph/configs/sbm1m_graphmae_sampled.yaml`` through the engine and prints: graph build time, the
 epoch's wall time, seed nodes per second, sampled (subgraph) nodes per second, and the peak resident memory
 of the process (``ru_maxrss``), before and after training.
 """
@@ -27,7 +27,7 @@ def peak_mib() -> float:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--config", default="configs/graph/sbm1m_graphmae_sampled.yaml")
+    parser.add_argument("--config", default="plugins/graph/src/omnissl_graph/configs/sbm1m_graphmae_sampled.yaml")
     parser.add_argument("--nodes", type=int, default=1_000_000)
     parser.add_argument("--out", default=None)
     parser.add_argument("overrides", nargs="*")

@@ -1,7 +1,7 @@
 """Recommender quality on MovieLens latest-small: popularity, MF-BPR, LightGCN, SGL, SimGCL, XSimGCL, two-tower
 with and without its SSL task, and BM3, all on the same split in one invocation.
 
-Each model trains with ``configs/recsys/movielens_<model>.yaml`` through the engine; the ``recsys.ranking``
+Each model trains with ``plugins/recsys/src/omnissl_recsys/configs/movielens_<model>.yaml`` through the engine; the ``recsys.ranking``
 evaluator runs every ``eval.every`` steps on validation and test. Model selection (early stopping on
 validation): the evaluation with the best ``val/recall@20`` is kept and its test metrics reported, so no
 test number influences the choice. The popularity baseline is the evaluator's own (from the MF run).
@@ -58,7 +58,7 @@ def run_model(model: str, seed: int, extra: list[str]) -> dict:
         (out / "evals.jsonl").unlink()
     overrides = [f"seed={seed}", f"logging.out_dir={out}", f"tasks[0].data.save_id_map={out / 'id_map.json'}", "logging.progress=false", *extra]
     start = time.perf_counter()
-    run_config(ROOT / "configs" / "recsys" / f"movielens_{model}.yaml", overrides=overrides)
+    run_config(ROOT / "plugins/recsys/src/omnissl_recsys/configs" / f"movielens_{model}.yaml", overrides=overrides)
     best = select(out / "evals.jsonl")
     return {"model": model, "seed": seed, "step": best["step"], "seconds": time.perf_counter() - start, "metrics": best["metrics"]}
 

@@ -37,9 +37,9 @@ def build(method: str, source, device: torch.device):
     ctx = BuildContext(data=source, seed=0)
     encoder = build_lightgcn(LightGCNConfig(dim=64, num_layers=3, include_ego=method == "lightgcn"), ctx).to(device)
     ctx = BuildContext(data=source, encoder=encoder, seed=0)
-    if method == "lightgcn":  # configs/recsys/movielens_lightgcn.yaml
+    if method == "lightgcn":  # plugins/recsys/src/omnissl_recsys/configs/movielens_lightgcn.yaml
         views, objective = build_negatives(NegativesConfig(num_negatives=1), ctx), build_bpr(BPRConfig(reg=1e-4), ctx)
-    else:  # configs/recsys/movielens_xsimgcl.yaml
+    else:  # plugins/recsys/src/omnissl_recsys/configs/movielens_xsimgcl.yaml
         views = build_embedding_noise(EmbeddingNoiseConfig(eps=0.2, num_views=1, num_negatives=1), ctx)
         objective = build_xsimgcl(XSimGCLConfig(reg=1e-4, ssl_weight=0.02, temperature=0.2, layer=1), ctx)
     params = list(encoder.parameters()) + list(objective.parameters())

@@ -1,6 +1,6 @@
 """Does speech pretraining beat its random encoder on FSDD? Compute-matched runs and the random-encoder spread.
 
-Every method runs its shipped FSDD config (``configs/speech/fsdd_<method>.yaml``) for the same number of
+Every method runs its shipped FSDD config (``plugins/speech/src/omnissl_speech/configs/fsdd_<method>.yaml``) for the same number of
 steps at the same batch size (32), which is the compute match: TERA, HuBERT (both iterations in the run)
 and w2v-BERT share the 3-block, 128-wide context network over the same log-mel frames (w2v-BERT's are
 conformer blocks with as many feed-forward weights); wav2vec 2.0 adds its conv waveform encoder. Each run's
@@ -37,7 +37,7 @@ def out_dir(method: str, seed: int) -> Path:
 
 def train(method: str, seed: int, steps: int) -> None:
     cmd = [
-        OMNISSL, "pretrain", str(ROOT / "configs" / "speech" / f"fsdd_{method}.yaml"), f"seed={seed}", f"engine.steps={steps}",
+        OMNISSL, "pretrain", str(ROOT / "plugins/speech/src/omnissl_speech/configs" / f"fsdd_{method}.yaml"), f"seed={seed}", f"engine.steps={steps}",
         f"engine.schedule.warmup_steps={max(1, steps // 10)}", f"logging.out_dir={out_dir(method, seed)}", "logging.log_every=50",
         "logging.progress=false",
     ]

@@ -1,6 +1,6 @@
 """T-JEPA on UCI Adult: probe accuracy against pretraining epochs, beside the random-encoder and raw baselines.
 
-One pretraining run of ``configs/tabular/adult_tjepa.yaml`` (overridable) writes a checkpoint every
+One pretraining run of ``plugins/tabular/src/omnissl_tabular/configs/adult_tjepa.yaml`` (overridable) writes a checkpoint every
 ``--every`` steps; each checkpoint's representation (the EMA target encoder's flattened tokens, what
 ``tabular.probe`` reads) is then probed with the config's probe, and so is the untrained initial model
 (epoch 0). The raw-feature and random-encoder rows are computed once, in the same process, with the same
@@ -59,7 +59,7 @@ def signals(encoder, source, samples: int = 512) -> dict[str, float]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--config", default=str(ROOT / "configs/tabular/adult_tjepa.yaml"))
+    parser.add_argument("--config", default=str(ROOT / "plugins/tabular/src/omnissl_tabular/configs/adult_tjepa.yaml"))
     parser.add_argument("--epochs", type=float, default=16)
     parser.add_argument("--every", type=int, default=114, help="checkpoint interval in steps (57 steps = 1 Adult epoch at batch 512)")
     parser.add_argument("--out", default="runs/tjepa_curve")

@@ -12,10 +12,10 @@ from omnissl.testing.data import shared_data_dir
 
 ROOT = Path(__file__).parents[2]
 PLUGIN_CONFIGS = {  # one per plugin; the smallest that reads real data where the plugin ships one
-    "graph": ROOT / "configs/graph/cora_graphmae.yaml",
-    "speech": ROOT / "configs/speech/synthetic_tera.yaml",
-    "tabular": ROOT / "configs/tabular/adult_scarf.yaml",
-    "recsys": ROOT / "configs/recsys/generated_lightgcn.yaml",
+    "graph": ROOT / "plugins/graph/src/omnissl_graph/configs/cora_graphmae.yaml",
+    "speech": ROOT / "plugins/speech/src/omnissl_speech/configs/synthetic_tera.yaml",
+    "tabular": ROOT / "plugins/tabular/src/omnissl_tabular/configs/adult_scarf.yaml",
+    "recsys": ROOT / "plugins/recsys/src/omnissl_recsys/configs/generated_lightgcn.yaml",
     "video": ROOT / "plugins/video/src/omnissl_video/configs/moving_digits_videomae.yaml",
     "medical": ROOT / "plugins/medical/src/omnissl_medical/configs/vesselmnist3d_mae3d.yaml",
 }

@@ -16,7 +16,7 @@ prints them and writes them as JSON (``--json``, default ``bench.json`` in the r
 
 Example::
 
-    omnissl bench configs/graph/cora_graphmae.yaml --steps 50 --device cuda --json cora.json
+    omnissl bench plugins/graph/src/omnissl_graph/configs/cora_graphmae.yaml --steps 50 --device cuda --json cora.json
 """
 
 from __future__ import annotations

@@ -26,12 +26,12 @@ def _run(config, seeds, tmp_path):
 
 def test_graphmae_cora_reaches_paper(tmp_path):
     # Hou et al. 2022, Table 1: 84.2 ± 0.4; the bar is a mean of 83.5 over >= 5 seeds
-    summary = _run("configs/graph/cora_graphmae.yaml", [0, 1, 2, 3, 4], tmp_path)
+    summary = _run("plugins/graph/src/omnissl_graph/configs/cora_graphmae.yaml", [0, 1, 2, 3, 4], tmp_path)
     assert summary["node_probe/ssl/test_acc"][0] >= 0.835
     assert summary["node_probe/ssl/test_acc"][0] > summary["node_probe/random_encoder/test_acc"][0]
 
 
 def test_graphmae_mutag_close_to_paper(tmp_path):
     # Hou et al. 2022, Table 3: MUTAG 88.19 ± 1.26 (10-fold SVM)
-    summary = _run("configs/graph/mutag_graphmae.yaml", [0, 1, 2], tmp_path)
+    summary = _run("plugins/graph/src/omnissl_graph/configs/mutag_graphmae.yaml", [0, 1, 2], tmp_path)
     assert summary["graph_probe/ssl/accuracy"][0] >= 0.85

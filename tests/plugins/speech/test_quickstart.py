@@ -7,7 +7,7 @@ import pytest
 from omnissl.config import load_config
 from omnissl.engine import run_config
 
-CONFIGS = sorted((Path(__file__).resolve().parents[3] / "configs" / "speech").glob("*.yaml"))
+CONFIGS = sorted((Path(__file__).resolve().parents[3] / "plugins/speech/src/omnissl_speech/configs").glob("*.yaml"))
 
 
 @pytest.mark.parametrize("path", CONFIGS, ids=[p.stem for p in CONFIGS])
@@ -17,7 +17,7 @@ def test_shipped_configs_validate(path):
 
 def test_quickstart_runs(tmp_path):
     result = run_config(
-        Path(__file__).resolve().parents[3] / "configs" / "speech" / "synthetic_tera.yaml",
+        Path(__file__).resolve().parents[3] / "plugins/speech/src/omnissl_speech/configs" / "synthetic_tera.yaml",
         overrides=[
             "engine.steps=2", "engine.schedule.warmup_steps=1", "engine.batch_size=8", f"logging.out_dir={tmp_path}", "logging.progress=false",
             "tasks[0].data.num_utterances=24", "tasks[0].eval[0].epochs=2",

@@ -21,6 +21,6 @@ def test_tjepa_adult_mlp_probe(tmp_path, monkeypatch):
     monkeypatch.setenv("OMNISSL_DATA", str(data))
     from omnissl.engine import run_config
 
-    result = run_config(ROOT / "configs" / "tabular" / "adult_tjepa.yaml", [f"logging.out_dir={tmp_path}"])
+    result = run_config(ROOT / "plugins/tabular/src/omnissl_tabular/configs/adult_tjepa.yaml", [f"logging.out_dir={tmp_path}"])
     metrics = next(r for r in result.evals if r.name == "tabular.probe").metrics
     assert metrics["pretrained/mlp/accuracy"] >= 0.855, metrics

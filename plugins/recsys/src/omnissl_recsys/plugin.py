@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from importlib.resources import files
+
 from omnissl.hookspecs import hookimpl
 from omnissl.specs import DatasetSpec, EncoderSpec, EvaluatorSpec, ModalitySpec, ObjectiveSpec, ViewGeneratorSpec
 
@@ -86,3 +88,8 @@ def omnissl_objectives():
 def omnissl_evaluators():
     yield EvaluatorSpec(name="recsys.ranking", config=evaluators.RankingConfig, factory=evaluators.build_ranking,
                         summary="Full-catalogue Recall@K / NDCG@K (SSLRec protocol) on val and test, with popularity/random baselines.")
+
+
+@hookimpl
+def omnissl_config_dirs():
+    yield files("omnissl_recsys") / "configs"

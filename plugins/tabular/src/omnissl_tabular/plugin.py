@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from importlib.resources import files
+
 from omnissl import hookimpl
 from omnissl.specs import DatasetSpec, EncoderSpec, EvaluatorSpec, ModalitySpec, ObjectiveSpec, ViewGeneratorSpec
 from omnissl_tabular.corruption import MarginalCorruptionConfig, build_marginal_corruption
@@ -91,3 +93,8 @@ def omnissl_evaluators():
         name="tabular.probe", config=TabularProbeConfig, factory=build_probe,
         summary="Linear and MLP heads on frozen representations vs raw features and a random encoder (mean ± std).",
     )
+
+
+@hookimpl
+def omnissl_config_dirs():
+    yield files("omnissl_tabular") / "configs"
