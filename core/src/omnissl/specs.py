@@ -130,8 +130,9 @@ class DatasetSpec(ComponentSpec):
 
     ``example(folder) -> params``: writes whatever files a tiny instance of this source reads into
     ``folder`` (a real file in the format users have: a CSV, a folder of WAVs, a raw benchmark layout) and
-    returns the config parameters that read them. The contract suite builds the source from it; a dataset
-    without an example fails the suite, because its loader would otherwise go untested.
+    returns the config parameters that read them. The contract suite builds the source from it and checks
+    the source protocol; a dataset without an example is not checked (``check_dataset`` called on one fails
+    and says what to add).
     """
 
     kind: ClassVar[str] = "dataset"

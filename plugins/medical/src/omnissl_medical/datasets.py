@@ -334,3 +334,19 @@ def synthetic_volumes(cfg: SyntheticVolumesConfig, ctx: BuildContext | None = No
     a, b = int(0.6 * n), int(0.8 * n)
     splits = {"train": perm[:a], "val": perm[a:b], "test": perm[b:]}
     return VolumeSource(volumes[:, None], {"label": labels}, splits, [f"synthetic/{i}" for i in range(n)], None, 1.0, 4)
+
+
+def write_example_folder(folder: Path) -> dict:
+    """A tiny real NIfTI folder for the contract suite and smoke tests: six 16³ volumes (1.5 mm voxels) written with
+    nibabel, blobs and tubes as :func:`synthetic_volumes` draws them, and a labels CSV; returns ``medical.nifti`` params."""
+    import nibabel as nib
+
+    folder.mkdir(parents=True, exist_ok=True)
+    source = synthetic_volumes(SyntheticVolumesConfig(num_volumes=6, size=16))
+    rows = ["file,label"]
+    for i in range(6):
+        affine = np.diag([1.5, 1.5, 1.5, 1.0])
+        nib.save(nib.Nifti1Image(source.gather(torch.tensor([i]))[0, 0].numpy().astype(np.float32), affine), str(folder / f"vol{i}.nii.gz"))
+        rows.append(f"vol{i}.nii.gz,{int(source.labels['label'][i])}")
+    (folder / "labels.csv").write_text("\n".join(rows) + "\n")
+    return {"path": str(folder), "labels_csv": str(folder / "labels.csv")}

@@ -377,3 +377,19 @@ def video_folder(cfg: VideoFolderConfig, ctx: BuildContext | None = None) -> Vid
     print(f"video.folder: {len(infos)} videos from {root} ({frames} frames{summary}, {len(bad)} skipped), clips of "
           f"{cfg.num_frames} frames every {cfg.stride} at {cfg.size}x{cfg.size}")
     return source
+
+
+def write_example_folder(folder: Path) -> dict:
+    """A tiny real video folder for the contract suite and smoke tests: two class subfolders of two mp4 clips each
+    (24 frames of 32x32, a bright square moving right or down), encoded with PyAV; returns ``video.folder`` params."""
+    from omnissl_video.decoding import write_video
+
+    for label, (dy, dx) in {"right": (0, 1), "down": (1, 0)}.items():
+        (folder / label).mkdir(parents=True, exist_ok=True)
+        for k in range(2):
+            frames = np.zeros((24, 32, 32, 3), dtype=np.uint8)
+            for t in range(24):
+                y, x = 4 + k + dy * t // 2, 4 + k + dx * t // 2
+                frames[t, y : y + 8, x : x + 8] = 255
+            write_video(folder / label / f"clip{k}.mp4", frames, fps=12)
+    return {"path": str(folder), "num_frames": 8, "stride": 2, "size": 64}

@@ -44,6 +44,7 @@ def omnissl_modalities():
 @hookimpl
 def omnissl_datasets():
     yield DatasetSpec(name="video.folder", modality=MODALITY, config=datasets.VideoFolderConfig, factory=datasets.video_folder,
+                      example=datasets.write_example_folder,
                       summary="Your videos (mp4/avi/mkv/webm) in class subfolders or a CSV manifest, decoded with PyAV.")
     yield DatasetSpec(name="video.moving_digits", modality=MODALITY, config=datasets.MovingDigitsConfig, factory=datasets.moving_digits,
                       summary="Generated clips of scikit-learn digits moving across a canvas; digit and direction labels.")
