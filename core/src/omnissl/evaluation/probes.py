@@ -176,6 +176,33 @@ def _mean_std(values: list[float]) -> tuple[float, float]:
     return float(t.mean()), float(t.std()) if len(values) > 1 else 0.0
 
 
+def probe_table(
+    reps: dict[str, Tensor], labels: dict[str, Tensor], names: list[str], splits: dict[str, Tensor], probes: list[str],
+    *, weight_decays: tuple[float, ...], epochs: int, k: int, seed: int,
+) -> tuple[dict[str, float], list[dict]]:
+    """Every representation x label set x probe (``linear``/``knn``) on the same splits.
+
+    Returns metrics ``{label}/{rep}/{probe}_{val,test}_acc`` and one row per representation with the test
+    accuracy of each label and probe in percent: the multi-label table of the speech and video probes.
+    """
+    metrics: dict[str, float] = {}
+    rows = []
+    for rep, feats in reps.items():
+        row: dict[str, object] = {"representation": rep, "dim": int(feats.shape[1])}
+        for label in names:
+            y = labels[label].to(feats.device)
+            for probe in probes:
+                if probe == "linear":
+                    res = linear_probe(feats, y, splits, weight_decays=weight_decays, epochs=epochs, seed=seed)
+                else:
+                    res = knn_probe(feats, y, splits, k=k)
+                metrics[f"{label}/{rep}/{probe}_test_acc"] = res["test_acc"]
+                metrics[f"{label}/{rep}/{probe}_val_acc"] = res["val_acc"]
+                row[f"{label} {probe}"] = f"{100 * res['test_acc']:.1f}"
+        rows.append(row)
+    return metrics, rows
+
+
 def format_spread(mean: float, std: float, repeats: int) -> str:
     """``"0.8123 ± 0.0040"`` over several repeats; ``"0.8123"`` for one, which has no spread to show."""
     return f"{mean:.4f} ± {std:.4f}" if repeats > 1 else f"{mean:.4f}"

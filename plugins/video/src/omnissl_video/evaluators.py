@@ -20,7 +20,7 @@ from pydantic import Field
 from torch import Tensor
 
 from omnissl.evaluation.api import EvalResult, EvalRun
-from omnissl.evaluation.probes import knn_probe, linear_probe, resolve_splits
+from omnissl.evaluation.probes import probe_table, resolve_splits
 from omnissl.specs import BuildContext, ComponentConfig
 
 
@@ -100,21 +100,8 @@ class VideoProbe:
         # puts an affine-free BatchNorm before the classifier, and mean-pooled ViT tokens share a large
         # constant component that would otherwise dominate the kNN probe's cosine similarity
         reps = {name: standardize(feats, splits["train"]) for name, feats in reps.items()}
-        metrics: dict[str, float] = {}
-        rows = []
-        for rep, feats in reps.items():
-            row: dict[str, object] = {"representation": rep, "dim": int(feats.shape[1])}
-            for label in names:
-                y = data.labels[label].to(run.device)
-                for probe in self.cfg.probes:
-                    if probe == "linear":
-                        res = linear_probe(feats, y, splits, weight_decays=tuple(self.cfg.weight_decays), epochs=self.cfg.epochs, seed=run.seed)
-                    else:
-                        res = knn_probe(feats, y, splits, k=self.cfg.k)
-                    metrics[f"{label}/{rep}/{probe}_test_acc"] = res["test_acc"]
-                    metrics[f"{label}/{rep}/{probe}_val_acc"] = res["val_acc"]
-                    row[f"{label} {probe}"] = f"{100 * res['test_acc']:.1f}"
-            rows.append(row)
+        metrics, rows = probe_table(reps, data.labels, names, splits, list(self.cfg.probes), weight_decays=tuple(self.cfg.weight_decays),
+                                    epochs=self.cfg.epochs, k=self.cfg.k, seed=run.seed)
         return EvalResult(name="video_probe", metrics=metrics, rows=rows)
 
 
