@@ -65,7 +65,10 @@ def test_sigterm_to_one_rank_stops_every_rank_at_the_same_step(tmp_path, toy_con
     messages = re.findall(r"interrupted by SIGTERM at step (\d+)", first.stderr)
     assert len(messages) == 2 and len(set(messages)) == 1, first.stderr[-3000:]  # both ranks, the same step
     stopped = int(messages[0])
-    assert stopped in (10, 11) and set(re.findall(r"rank\s*: (\d) .*\n\s*exitcode\s*: 143", first.stderr)) == {"0", "1"}  # 128 + SIGTERM
+    # every rank torchrun reports exited 128 + SIGTERM; once the first rank exits, torchrun may stop the other
+    # itself and report only the first, so the listing is not asserted to name both (both messages above are)
+    reported = set(re.findall(r"rank\s*: (\d) .*\n\s*exitcode\s*: (\d+)", first.stderr))
+    assert stopped in (10, 11) and reported and all(code == "143" for _, code in reported), first.stderr[-3000:]
     assert not re.search(r'File ".*/omnissl/', first.stderr)  # torchrun reports the exit codes; no traceback of ours
     assert ckpt.load(tmp_path / "run" / "checkpoints" / "last.pt")["step"] == stopped
 
