@@ -28,6 +28,7 @@ from torch import Tensor
 
 from omnissl.errors import DataError
 from omnissl.specs import BuildContext, ComponentConfig
+from omnissl.streaming import StreamingFields, choose_in_memory
 from omnissl_speech.batch import SpeechBatch
 from omnissl_speech.features import FeatureConfig, FrameFeatures, mfcc_from_log_mel, normalise_global, normalise_utterance
 from omnissl_speech.synthetic import synth_corpus
@@ -137,8 +138,10 @@ class SpeechSource:
 
 
 # ------------------------------------------------------------------------------------------ configs
-class SpeechDataConfig(ComponentConfig):
-    """Fields every speech source shares.
+class SpeechDataConfig(StreamingFields):
+    """Fields every speech source shares (and ``in_memory``, ``memory_budget_gb``, ``cache_dir``: see
+    :class:`omnissl.streaming.StreamingFields`; the folder, manifest and FSDD sources stream through
+    :mod:`omnissl_speech.lazy` when the corpus does not fit).
 
     Attributes:
         sample_rate: resample everything to this rate in Hz (default 16000; FSDD is 8000).
@@ -319,6 +322,12 @@ def _encode_labels(columns: dict[str, list[Any]]) -> tuple[dict[str, Tensor], di
 
 
 def _build(cfg: SpeechDataConfig, paths: list[Path], columns: dict[str, list[Any]], split_of: list[str] | None, where: str, seed: int, val: float, test: float) -> SpeechSource:
+    if cfg.in_memory is not True:
+        from omnissl_speech import lazy
+
+        in_memory, decision = choose_in_memory(cfg.in_memory, lazy.estimated_bytes(paths, cfg), cfg.memory_budget_gb)
+        if not in_memory:
+            return lazy.build_lazy(cfg, paths, columns, split_of, where, seed, val, test, decision)
     waves, kept = decode_files(paths, cfg.sample_rate, cfg.max_seconds, cfg.num_workers, where)
     columns = {k: [v[i] for i in kept] for k, v in columns.items()}
     labels, classes = _encode_labels(columns)
