@@ -127,10 +127,44 @@ class EngineConfig(Strict):
 
 
 class EvalScheduleConfig(Strict):
-    """Run task evaluators every ``every`` steps (``None``: never during training) and ``at_end``."""
+    """When task evaluators run, and which evaluation's checkpoint to keep.
+
+    Attributes:
+        every: run them every N steps (``None``: never during training).
+        at_end: run them after the last step (True).
+        select: a metric to pick the best evaluation by, named as in ``metrics.jsonl`` without ``eval/``:
+            ``<task>/<evaluator result>/<metric>``, e.g. ``toy/linear_probe/encoder/val_acc``; with one task
+            the ``<task>/`` may be left out (None: no selection). Pick a validation metric (``val_*``): the
+            evaluation with its best value is copied to ``checkpoints/best.pt`` and reported, with every
+            metric of that evaluation (its ``test_*`` ones included), in ``best.json`` and at the end.
+        select_mode: ``max``, ``min`` or ``auto`` (default): ``min`` for names that end in a loss or error
+            (``loss``, ``rmse``, ``mse``, ``mae``, ``error``, ``perplexity``, with or without a
+            ``_standardized`` suffix), ``max`` otherwise (accuracies, AUCs, NDCG, R²).
+        patience: stop training after this many evaluations in a row without improving ``select``
+            (None: never stop early). Needs ``select`` and ``every``.
+    """
 
     every: int | None = Field(None, gt=0)
     at_end: bool = True
+    select: str | None = Field(None, min_length=1)
+    select_mode: Literal["auto", "max", "min"] = "auto"
+    patience: int | None = Field(None, ge=1)
+
+    @model_validator(mode="after")
+    def _selection(self) -> EvalScheduleConfig:
+        if self.patience is not None and (self.select is None or self.every is None):
+            raise ValueError("eval.patience needs eval.select (the metric to watch) and eval.every (how often to evaluate); "
+                             "set both, or unset patience with `eval.patience=null`")
+        if self.select is not None and self.every is None and not self.at_end:
+            raise ValueError("eval.select needs evaluations to choose from: set eval.every or eval.at_end=true")
+        return self
+
+    def direction(self) -> Literal["max", "min"]:
+        """``select_mode``, with ``auto`` resolved from the metric's name (see the class docstring)."""
+        if self.select_mode != "auto":
+            return self.select_mode
+        last = (self.select or "").rsplit("/", 1)[-1].removesuffix("_standardized")
+        return "min" if re.search(r"(loss|rmse|mse|mae|error|perplexity)$", last) else "max"
 
 
 class LoggingConfig(Strict):

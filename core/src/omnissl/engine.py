@@ -33,6 +33,7 @@ from omnissl.config import RunConfig, load_config, resume_changes
 from omnissl.device import move_to_device
 from omnissl.errors import CheckpointError, ConfigError, OmnisslError, TrainingError, storage_error
 from omnissl.evaluation.api import EvalResult, EvalRun
+from omnissl.evaluation.selection import Selection
 from omnissl.interfaces import ObjectiveOutput, Progress
 from omnissl.logger import MetricsLogger
 from omnissl.nn.loss_balancing import LossBalancer
@@ -71,6 +72,7 @@ class RunResult:
     evals: list[EvalResult] = field(default_factory=list)
     checkpoint: Path | None = None
     model: nn.Module | None = None
+    best: dict[str, Any] | None = None  # eval.select: best.json's content (step, value, metrics there)
 
 
 class TaskModule(nn.Module):
@@ -188,6 +190,8 @@ class Trainer:
         self.scaler = torch.amp.GradScaler(self.device.type, enabled=self.autocast_dtype == torch.float16)
         self.view_generator = torch.Generator(device=self.device)
         self.step = 0
+        ev = cfg.eval
+        self.selection = Selection(ev.select, ev.direction(), ev.patience) if ev.select else None
 
     def _lr_scales(self) -> dict[int, float]:
         """``id(param) -> tasks[i].lr_multiplier`` for each task's own parameters; shared modules keep the base rate."""
@@ -211,6 +215,7 @@ class Trainer:
             "sampler": self.sampler.state_dict(),
             "rng": {"cpu": torch.get_rng_state(), "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else []},
             "config": self.config.model_dump_json(),
+            "selection": self.selection.state_dict() if self.selection else None,
         }
 
     def load_state_dict(self, state: dict[str, Any], source: Path | str = "the checkpoint") -> list[str]:
@@ -249,6 +254,8 @@ class Trainer:
         if state["rng"]["cuda"] and torch.cuda.is_available():
             torch.cuda.set_rng_state_all(state["rng"]["cuda"])
         self.step = step
+        if self.selection and (note := self.selection.load_state_dict(state.get("selection"))):
+            allowed.append(note)
         return [f"resume: {line}" for line in allowed]
 
     def save_checkpoint(self) -> Path | None:
@@ -370,6 +377,7 @@ class Trainer:
                 if n := rundir.roll_back_log(self.out_dir / log_name, self.step):
                     aside = log_name.replace(".jsonl", ".rolled-back.jsonl")
                     notes.append(f"moved {n} line{'s' if n > 1 else ''} of {log_name} logged after step {self.step} (past the checkpoint) to {aside}")
+            notes += self._roll_back_best()
         else:  # a fresh run, or a checkpoint from elsewhere continued here: the folder must be free or an earlier run
             moved = rundir.prepare_fresh(self.out_dir, self._found_in_out_dir, force)
             if moved is not None:
@@ -381,6 +389,24 @@ class Trainer:
         except OSError as exc:
             raise storage_error(exc, self.out_dir / "config.json") from None
         return notes
+
+    def _roll_back_best(self) -> list[str]:
+        """A ``best.pt`` written after the resumed checkpoint's step is past it: remove it and choose afresh."""
+        best = self.out_dir / "checkpoints" / "best.pt"
+        if self.selection is None or not best.is_file():
+            return []
+        try:
+            step = json.loads((self.out_dir / "best.json").read_text())["step"]
+        except (OSError, ValueError, KeyError):
+            step = None
+        if step is not None and step <= self.step:
+            return []
+        best.unlink()
+        (self.out_dir / "best.json").unlink(missing_ok=True)
+        self.selection.best_value = self.selection.best_step = None
+        self.selection.best_metrics, self.selection.stale = {}, 0
+        return [f"removed checkpoints/best.pt and best.json (from step {step}, past the checkpoint at step {self.step}); "
+                "the best evaluation is chosen afresh from here"]
 
     def _train(self, notes: list[str]) -> RunResult:
         cfg, eng = self.config, self.config.engine
@@ -402,8 +428,12 @@ class Trainer:
         net = self.ddp or self.model
         start_time, start_step = time.perf_counter(), self.step
         every_s = eng.checkpoint.every_minutes * 60 if eng.checkpoint.every_minutes else None
+        evals: list[EvalResult] = []
+        stopped = bool(self.selection and self.selection.exhausted)  # resumed from a run that had stopped early
+        if stopped:
+            self.logger.print(f"eval.patience: the checkpoint's run had already stopped early at step {self.step}; no step is trained")
         try:
-            while self.step < self.total_steps:
+            while self.step < self.total_steps and not stopped:
                 # rank 0's clock decides a timed checkpoint; the agreement makes every rank save at the same step
                 timed = every_s is not None and self.rank == 0 and time.monotonic() - self.last_save_time >= every_s
                 signum, save_now = stop.check(timed)
@@ -446,17 +476,27 @@ class Trainer:
                 task.objective.after_step(Progress(step=self.step, total_steps=self.total_steps))
                 if self.step % cfg.logging.log_every == 0 or self.step == self.total_steps:
                     self._log(start_time, start_step)
+                # before the checkpoint of the same step, so that checkpoint holds this evaluation's selection state
+                if cfg.eval.every and self.step % cfg.eval.every == 0 and self.step < self.total_steps:
+                    evals = self._evaluate_interruptibly(checkpoint=None)
+                    stopped = self._select(evals)
                 if eng.checkpoint.every and self.step % eng.checkpoint.every == 0:
                     self.save_checkpoint()
-                if cfg.eval.every and self.step % cfg.eval.every == 0 and self.step < self.total_steps:
-                    self._evaluate_interruptibly(checkpoint=None)
             if signum := stop.final_check():  # a signal during the last step: honour it, do not evaluate
                 raise Interrupted(signum, self.step, self.save_checkpoint())
             final = self.save_checkpoint()
-            evals = self._evaluate_interruptibly(checkpoint=final) if cfg.eval.at_end else []
+            if cfg.eval.at_end and not stopped:  # an early stop has just evaluated this step
+                evals = self._evaluate_interruptibly(checkpoint=final)
+                if self.selection:
+                    self._select(evals)
+                    final = self.save_checkpoint()  # again, so a later --resume knows this evaluation too
+            best = None
+            if self.selection and self.rank == 0:
+                self.logger.print(self.selection.report())
+                best = self.selection.summary()
             for callback in self.callbacks if self.rank == 0 else []:
                 callback.on_end(self.step)
-            return RunResult(step=self.step, out_dir=self.out_dir, metrics=self.last_metrics, evals=evals, checkpoint=final, model=self.model)
+            return RunResult(step=self.step, out_dir=self.out_dir, metrics=self.last_metrics, evals=evals, checkpoint=final, model=self.model, best=best)
         finally:
             stop.finish()  # every rank started the same reductions; none is left in flight
             for sig, handler in previous.items():
@@ -487,6 +527,40 @@ class Trainer:
         finally:
             for s, handler in previous.items():
                 signal.signal(s, handler)
+
+    def _select(self, results: list[EvalResult]) -> bool:
+        """``eval.select``: keep ``best.pt`` and ``best.json`` when this evaluation is the best; True to stop early.
+
+        Rank 0 evaluates and decides; the other ranks learn whether to stop from one broadcast (at evaluation
+        time only, never inside a step).
+        """
+        if self.selection is None:
+            return False
+        stop = False
+        if self.rank == 0:
+            flat = {f"{r_task}/{r.name}/{k}": v for r_task, r in self._eval_tasks(results) for k, v in r.metrics.items()}
+            if self.selection.update(self.step, flat):
+                ckpt.save_atomic(self.state_dict(), self.out_dir / "checkpoints" / "best.pt")
+                try:
+                    (self.out_dir / "best.json").write_text(json.dumps(self.selection.summary(), indent=2, default=str))
+                except OSError as exc:
+                    raise storage_error(exc, self.out_dir / "best.json") from None
+            stop = self.selection.exhausted and self.step < self.total_steps
+            if stop:
+                self.logger.print(
+                    f"eval.patience: {self.selection.key} has not improved for {self.selection.stale} evaluations "
+                    f"(best {self.selection.best_value:.4g} at step {self.selection.best_step}); stopping early at step {self.step}"
+                )
+        if self.world > 1:
+            flag = torch.tensor([int(stop)], dtype=torch.int32, device=self.device)
+            dist.broadcast(flag, src=0)  # evaluation time only
+            stop = bool(flag.item())
+        return stop
+
+    def _eval_tasks(self, results: list[EvalResult]) -> list[tuple[str, EvalResult]]:
+        """Each result with its task's name, in the order :meth:`evaluate` ran them."""
+        names = [task.name for task in self.config.tasks for _ in self.evaluators[task.name]]
+        return list(zip(names, results, strict=True))
 
     def _loader(self, name: str):
         loader = torch.utils.data.DataLoader(
@@ -644,8 +718,8 @@ class Trainer:
                     self.logger.table(f"{task.name}: {result.name} (step {self.step})", result.rows)
             try:
                 with open(self.out_dir / "evals.jsonl", "a") as fh:
-                    for r in results:
-                        fh.write(json.dumps({"step": self.step, "name": r.name, "metrics": r.metrics, "rows": r.rows}, default=str) + "\n")
+                    for t, r in self._eval_tasks(results):
+                        fh.write(json.dumps({"step": self.step, "task": t, "name": r.name, "metrics": r.metrics, "rows": r.rows}, default=str) + "\n")
             except OSError as exc:
                 raise storage_error(exc, self.out_dir / "evals.jsonl") from None
         if self.world > 1:

@@ -33,7 +33,7 @@ except ImportError:  # Windows: the lock falls back to O_EXCL creation (see RunL
 
 LOCK_NAME = ".omnissl.lock"
 MARKER_NAME = ".omnissl-run"
-RUN_FILES = ("config.json", "metrics.jsonl", "evals.jsonl", "checkpoints", "tensorboard", MARKER_NAME)
+RUN_FILES = ("config.json", "metrics.jsonl", "evals.jsonl", "best.json", "checkpoints", "tensorboard", MARKER_NAME)
 IGNORED = (LOCK_NAME,)
 
 
