@@ -76,3 +76,32 @@ def test_supervised_baseline_learns_a_separable_set(kind):
     assert res["test_balanced_acc"] > 0.85, res
     assert res["test_auc"] > 0.9, res
     assert not encoder.training
+
+
+def test_stage_features_concatenate_every_stage():
+    """``readout: stages`` reads every stage (ResNet, Swin) or block (ViT), pooled; the last piece is ``pooled``."""
+    from omnissl_medical.encoders import VolumeSwin, VolumeSwinConfig, VolumeViT, VolumeViTConfig
+
+    x = torch.randn(2, 1, 16, 16, 16)
+    torch.manual_seed(0)
+    resnet = VolumeResNet((1, 16, 16, 16), VolumeResNetConfig(layers=[1, 1, 1, 1], widths=[4, 6, 8, 10])).eval()
+    vit = VolumeViT((1, 16, 16, 16), VolumeViTConfig(patch_size=4, dim=12, depth=2, heads=2)).eval()
+    swin = VolumeSwin((1, 16, 16, 16), VolumeSwinConfig(embed_dim=6, depths=[1, 1, 1, 1], heads=[1, 1, 1, 1], window_size=4)).eval()
+    for encoder, dim in ((resnet, 4 + 6 + 8 + 10), (vit, 3 * 12), (swin, 6 * (1 + 2 + 4 + 8 + 16))):
+        with torch.no_grad():
+            feats, pooled = encoder.stage_features(x), encoder(x).pooled
+        assert feats.shape == (2, dim)
+        torch.testing.assert_close(feats[:, -pooled.shape[1]:], pooled)
+
+
+def test_auc_probe_stage_readout_reads_the_random_encoder_the_same_way():
+    src = synthetic_volumes(SyntheticVolumesConfig(num_volumes=40, size=12, seed=1))
+
+    def make():
+        torch.manual_seed(5)
+        return VolumeResNet(src.volume_shape, VolumeResNetConfig(layers=[1, 1, 1, 1], widths=[4, 4, 8, 8]))
+
+    run = EvalRun(encoder=make(), data=src, device=torch.device("cpu"), random_encoder=make)
+    result = AUCProbe(AUCProbeConfig(seeds=1, epochs=20, weight_decays=[0.0], supervised_epochs=0, readout="stages", heads=["linear"]))(run)
+    dims = {r["representation"]: r["dim"] for r in result.rows}
+    assert dims["encoder"] == dims["random encoder"] == 4 + 4 + 8 + 8

@@ -13,7 +13,10 @@ Where each comes from:
   SwinUNETR (Hatamizadeh et al. 2022) that Tang et al. (CVPR 2022) pretrain.
 
 Every encoder returns :class:`Encoded` with ``pooled (B, D)`` and offers ``feature_map(x) -> (B, C, d, h, w)``,
-the last spatial feature map, which the objectives' decoders (inpainting, local contrast) upsample.
+the last spatial feature map, which the objectives' decoders (inpainting, local contrast) upsample, and
+``stage_features(x) -> (B, sum of stage widths)``: every stage's (ResNet, Swin) or block's (ViT) output
+average-pooled and concatenated, the multi-layer readout a frozen probe can read instead of ``pooled``
+(``medical.auc_probe`` ``readout: stages``; MAE's features are known to probe better from intermediate layers).
 """
 
 from __future__ import annotations
@@ -108,6 +111,11 @@ class VolumeViT(Encoder):
         tokens = self.trunk(self.tokens(x), keep=keep)
         return Encoded(pooled=tokens.mean(dim=1), tokens=tokens)
 
+    def stage_features(self, x: Tensor) -> Tensor:
+        """Mean token of every block's output, then of the final norm: ``(B, (depth + 1) * dim)``."""
+        tokens, layers = self.trunk(self.tokens(x), return_layers=True)
+        return torch.cat([t.mean(dim=1) for t in (*layers, tokens)], dim=1)
+
     def feature_map(self, x: Tensor) -> Tensor:
         """All tokens as a grid: ``(B, dim, D/p, H/p, W/p)``."""
         tokens = self.trunk(self.tokens(x))
@@ -161,12 +169,24 @@ class VolumeResNet(Encoder):
         )
         self.output_dim = self.feature_dim = cfg.widths[-1]
 
-    def feature_map(self, x: Tensor) -> Tensor:
+    def stage_maps(self, x: Tensor) -> list[Tensor]:
+        """The outputs of the four stages: ``[(B, widths[i], d_i, h_i, w_i)]``."""
         n = self.net
         x = n.act(n.bn1(n.conv1(x)))
         if not n.no_max_pool:
             x = n.maxpool(x)
-        return n.layer4(n.layer3(n.layer2(n.layer1(x))))
+        maps = []
+        for layer in (n.layer1, n.layer2, n.layer3, n.layer4):
+            x = layer(x)
+            maps.append(x)
+        return maps
+
+    def feature_map(self, x: Tensor) -> Tensor:
+        return self.stage_maps(x)[-1]
+
+    def stage_features(self, x: Tensor) -> Tensor:
+        """Every stage's map, global-average pooled and concatenated: ``(B, sum(widths))``."""
+        return torch.cat([m.mean(dim=(2, 3, 4)) for m in self.stage_maps(x)], dim=1)
 
     def forward(self, x: Tensor, keep: Tensor | None = None) -> Encoded:
         if keep is not None:
@@ -219,6 +239,10 @@ class VolumeSwin(Encoder):
 
     def feature_map(self, x: Tensor) -> Tensor:
         return self.net(x, normalize=True)[-1]
+
+    def stage_features(self, x: Tensor) -> Tensor:
+        """The patch embedding's and every stage's normalised output, average pooled and concatenated."""
+        return torch.cat([m.mean(dim=(2, 3, 4)) for m in self.net(x, normalize=True)], dim=1)
 
     def forward(self, x: Tensor, keep: Tensor | None = None) -> Encoded:
         if keep is not None:

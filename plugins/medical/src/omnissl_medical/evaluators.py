@@ -2,7 +2,8 @@
 
 Representations probed in the same run, on the source's official train/val/test splits:
 
-- ``encoder``: the pretrained encoder's pooled vector (frozen);
+- ``encoder``: the pretrained encoder's pooled vector (frozen), or with ``readout: stages`` every stage's
+  pooled output concatenated (the encoder's ``stage_features``; the random encoder is read the same way);
 - ``random encoder``: a freshly initialised encoder of the same config (``run.random_encoder()``);
 - ``raw voxels``: the volume average-pooled to ``surface_size³`` (``source.surface_features()``);
 - ``supervised (scratch)``: the same encoder architecture trained end to end *with the labels* from a random
@@ -103,8 +104,10 @@ def probe_head(
 
 
 @torch.no_grad()
-def encode_volumes(encoder: nn.Module, source, batch_size: int = 128) -> Tensor:
-    """Pooled vectors of every volume of ``source`` in absolute index order: ``(N, D)``."""
+def encode_volumes(encoder: nn.Module, source, batch_size: int = 128, readout: Literal["pooled", "stages"] = "pooled") -> Tensor:
+    """Pooled vectors (or ``stage_features``) of every volume of ``source`` in absolute index order: ``(N, D)``."""
+    if readout == "stages" and not hasattr(encoder, "stage_features"):
+        raise ValueError(f"medical.auc_probe: readout 'stages' needs an encoder with stage_features (medical.vit, medical.resnet, medical.swin), got {type(encoder).__name__}")
     was = encoder.training
     encoder.eval()
     device = next(encoder.parameters()).device
@@ -113,7 +116,8 @@ def encode_volumes(encoder: nn.Module, source, batch_size: int = 128) -> Tensor:
     for start in range(0, n, batch_size):
         idx = torch.arange(start, min(start + batch_size, n), device=device)
         batch = source.gather(idx) if hasattr(source, "gather") else source.batch(idx)
-        out.append(encoder(batch.to(device)).pooled.float())
+        batch = batch.to(device)
+        out.append((encoder.stage_features(batch) if readout == "stages" else encoder(batch).pooled).float())
     encoder.train(was)
     return torch.cat(out)
 
@@ -202,6 +206,8 @@ class AUCProbeConfig(ComponentConfig):
         supervised_seeds: its repetitions (default 1; it is the expensive one).
         supervised_lr, supervised_batch_size: its Adam rate and batch (defaults 1e-3 and 32, MedMNIST v2's).
         batch_size: volumes per encoding batch (default 128).
+        readout: what the frozen heads read: ``pooled`` (default, the encoder's pooled vector) or ``stages``
+            (every stage's / block's pooled output concatenated, ``stage_features``).
     """
 
     label: str | None = None
@@ -216,6 +222,7 @@ class AUCProbeConfig(ComponentConfig):
     supervised_lr: float = Field(1e-3, gt=0)
     supervised_batch_size: int = Field(32, ge=2)
     batch_size: int = Field(128, ge=1)
+    readout: Literal["pooled", "stages"] = "pooled"
 
 
 def _mean_std(values: list[float]) -> tuple[float, float]:
@@ -252,9 +259,9 @@ class AUCProbe:
         label = self._label(data)
         y = data.labels[label].to(run.device)
         splits = {k: data.splits[k].to(run.device) for k in ("train", "val", "test")}
-        reps = {"encoder": encode_volumes(run.encoder, data, cfg.batch_size)}
+        reps = {"encoder": encode_volumes(run.encoder, data, cfg.batch_size, cfg.readout)}
         if cfg.baselines:
-            reps["random encoder"] = encode_volumes(run.random_encoder().to(run.device), data, cfg.batch_size)
+            reps["random encoder"] = encode_volumes(run.random_encoder().to(run.device), data, cfg.batch_size, cfg.readout)
             reps["raw voxels"] = data.surface_features().to(run.device).float()
         metrics: dict[str, float] = {}
         rows: list[dict[str, object]] = []
