@@ -98,3 +98,26 @@ def test_registered_evaluators_build_and_run():
     unlabeled = EvalRun(encoder=run.encoder, data=TensorSource(torch.randn(10, 16)), device=run.device, random_encoder=run.random_encoder)
     with pytest.raises(ValueError, match="label"):
         run_probes(unlabeled)
+
+
+@pytest.mark.parametrize(("optimizer", "weight_decay", "enough"), [("lbfgs", 1e-4, 30), ("adam", 1e-2, 200)])
+def test_linear_probe_says_whether_its_head_converged(optimizer, weight_decay, enough):
+    # overlapping classes in 64 dimensions and a small L2 penalty: a finite minimum, some iterations away
+    g = torch.Generator().manual_seed(0)
+    y = torch.randint(3, (300,), generator=g)
+    x = torch.eye(64)[:3][y] + torch.randn(300, 64, generator=g)
+    splits = default_splits(300, seed=0)
+    kwargs = dict(weight_decays=(weight_decay,), optimizer=optimizer, lr=0.05)
+    assert linear_probe(x, y, splits, epochs=enough, **kwargs)["converged"] == 1.0
+    assert linear_probe(x, y, splits, epochs=2, **kwargs)["converged"] == 0.0  # cut off while the loss still falls
+    assert linear_probe(x, y, splits, epochs=1, **kwargs)["converged"] == 0.0  # one epoch: nothing to compare
+
+
+def test_run_probes_reports_an_unconverged_head_in_metrics_and_rows():
+    run = _toy_run()
+    cut = run_probes(run, "class", "linear", seeds=2, epochs=1)
+    assert all(cut.metrics[f"{rep}/converged"] == 0.0 for rep in ("encoder", "surface", "random"))
+    assert all(r["converged"] == "0/2: stopped at the epoch limit, raise epochs" for r in cut.rows)
+    done = run_probes(run, "class", "linear", seeds=1, epochs=50, weight_decays=(1e-2,))
+    assert done.metrics["surface/converged"] == 1.0 and done.rows[1]["converged"] == "1/1"
+    assert "±" not in done.rows[1]["test_acc"]  # one seed: no spread to print

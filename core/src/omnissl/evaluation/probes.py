@@ -78,8 +78,12 @@ def linear_probe(
     ``adam`` runs ``epochs`` epochs of (mini)batches of ``batch_size`` (None = full batch). After each
     round/epoch the val accuracy is measured and the best state kept (early selection on val).
 
+    Convergence of the head chosen on val (``converged`` 1.0 or 0.0): the full training objective changed
+    by at most :data:`SETTLED` (relative) over the last L-BFGS round or Adam epoch; otherwise the head
+    stopped at its ``epochs`` limit still descending. (One epoch gives no change to measure: not converged.)
+
     Returns:
-        ``{"val_acc", "test_acc", "weight_decay"}`` at the best val accuracy.
+        ``{"val_acc", "test_acc", "weight_decay", "converged"}`` at the best val accuracy.
     """
     _check(features, labels)
     features = features.float()
@@ -90,7 +94,7 @@ def linear_probe(
     x_tr, y_tr = features[splits["train"]], labels[splits["train"]]
     x_va, y_va = features[splits["val"]], labels[splits["val"]]
     x_te, y_te = features[splits["test"]], labels[splits["test"]]
-    best = {"val_acc": -1.0, "test_acc": 0.0, "weight_decay": 0.0}
+    best = {"val_acc": -1.0, "test_acc": 0.0, "weight_decay": 0.0, "converged": 0.0}
     for wd in weight_decays:
         torch.manual_seed(seed)
         layer = torch.nn.Linear(features.shape[1], classes).to(features.device)
@@ -124,13 +128,33 @@ def linear_probe(
             steps = [epoch] * epochs
         else:
             raise ValueError(f"unknown linear probe optimizer {optimizer!r}; valid choices: lbfgs, adam")
-        for step in steps:
+        losses = [float("nan")]  # the full training objective after the last two rounds/epochs
+        for i, step in enumerate(steps):
             step()
             with torch.no_grad():
+                if i >= len(steps) - 2:
+                    losses.append(float(objective(x_tr, y_tr)))
                 val = _accuracy(layer(x_va), y_va)
                 if val > best["val_acc"]:
-                    best = {"val_acc": val, "test_acc": _accuracy(layer(x_te), y_te), "weight_decay": wd}
+                    best = {"val_acc": val, "test_acc": _accuracy(layer(x_te), y_te), "weight_decay": wd, "converged": None}
+        if best["converged"] is None:  # this weight decay's head was chosen: record whether its training settled
+            best["converged"] = float(settled(losses[-2], losses[-1]))
     return best
+
+
+SETTLED = 1e-4
+"""Relative change of a probe head's training loss over its last epoch under which the head counts as converged."""
+
+
+def settled(previous: float, last: float, tolerance: float = SETTLED) -> bool:
+    """Whether a training loss stopped moving: ``|last - previous| <= tolerance * max(1, |previous|)``."""
+    return abs(last - previous) <= tolerance * max(1.0, abs(previous))
+
+
+def convergence_note(converged: list[float]) -> str:
+    """``"3/3"`` heads converged, or ``"1/3: raise epochs"`` when some stopped at their epoch limit."""
+    done = sum(1 for c in converged if c >= 0.5)
+    return f"{done}/{len(converged)}" + ("" if done == len(converged) else ": stopped at the epoch limit, raise epochs")
 
 
 # ------------------------------------------------------------------------------------------ kNN
@@ -182,8 +206,10 @@ def probe_table(
 ) -> tuple[dict[str, float], list[dict]]:
     """Every representation x label set x probe (``linear``/``knn``) on the same splits.
 
-    Returns metrics ``{label}/{rep}/{probe}_{val,test}_acc`` and one row per representation with the test
-    accuracy of each label and probe in percent: the multi-label table of the speech and video probes.
+    Returns metrics ``{label}/{rep}/{probe}_{val,test}_acc`` (and ``{label}/{rep}/linear_converged``, 1 or 0,
+    see :func:`linear_probe`) and one row per representation with the test accuracy of each label and probe
+    in percent, marked ``(not converged)`` where the linear head stopped at its epoch limit: the multi-label
+    table of the speech and video probes.
     """
     metrics: dict[str, float] = {}
     rows = []
@@ -194,11 +220,13 @@ def probe_table(
             for probe in probes:
                 if probe == "linear":
                     res = linear_probe(feats, y, splits, weight_decays=weight_decays, epochs=epochs, seed=seed)
+                    metrics[f"{label}/{rep}/linear_converged"] = res["converged"]
                 else:
                     res = knn_probe(feats, y, splits, k=k)
                 metrics[f"{label}/{rep}/{probe}_test_acc"] = res["test_acc"]
                 metrics[f"{label}/{rep}/{probe}_val_acc"] = res["val_acc"]
-                row[f"{label} {probe}"] = f"{100 * res['test_acc']:.1f}"
+                unconverged = "" if res.get("converged", 1.0) else " (not converged)"
+                row[f"{label} {probe}"] = f"{100 * res['test_acc']:.1f}{unconverged}"
         rows.append(row)
     return metrics, rows
 
@@ -231,7 +259,10 @@ def run_probes(
 
     Returns an :class:`EvalResult` named ``linear_probe`` or ``knn_probe`` with metrics
     ``{representation}/{val_acc,test_acc,test_acc_std}`` for ``encoder``, ``surface`` and ``random`` and
-    three rows ``{"representation", "val_acc", "test_acc", "dim"}`` (accuracies as ``"mean ± std"``).
+    three rows ``{"representation", "val_acc", "test_acc", "dim"}`` (accuracies as ``"mean ± std"``, the
+    spread left out for one seed). The linear probe adds ``{representation}/converged``, the share of its
+    seeds whose head converged (see :func:`linear_probe`), and a ``converged`` column such as ``"2/3: stopped
+    at the epoch limit, raise epochs"``.
     """
     if seeds < 1:
         raise ValueError(f"probe: seeds must be >= 1, got {seeds}")
@@ -259,10 +290,14 @@ def run_probes(
         val_m, val_s = _mean_std([r["val_acc"] for r in results])
         test_m, test_s = _mean_std([r["test_acc"] for r in results])
         metrics.update({f"{name}/val_acc": val_m, f"{name}/test_acc": test_m, f"{name}/test_acc_std": test_s})
-        rows.append({
+        row = {
             "representation": {"encoder": "encoder", "surface": "surface features", "random": "random encoder"}[name],
             "val_acc": format_spread(val_m, val_s, seeds), "test_acc": format_spread(test_m, test_s, seeds), "dim": int(feats.shape[1]),
-        })
+        }
+        if probe == "linear":
+            metrics[f"{name}/converged"] = sum(r["converged"] for r in results) / len(results)
+            row["converged"] = convergence_note([r["converged"] for r in results])
+        rows.append(row)
     return EvalResult(name=f"{probe}_probe", metrics=metrics, rows=rows)
 
 
