@@ -104,8 +104,13 @@ def test_regression_probe_reports_rmse_in_target_units_and_standardised():
     result = probe(EvalRun(encoder=encoder, data=source, device=torch.device("cpu"), random_encoder=lambda: None))
     m = result.metrics
     y_std = float(source.labels["y"][source.splits["train"]].std())
-    assert m["raw_features/linear/rmse"] == pytest.approx(m["raw_features/linear/rmse_std"] * y_std, rel=1e-4)
-    assert m["raw_features/linear/rmse_std"] < 0.3  # y is linear in feature a
+    assert m["raw_features/linear/rmse"] == pytest.approx(m["raw_features/linear/rmse_standardized"] * y_std, rel=1e-4)
+    assert m["raw_features/linear/rmse_standardized"] < 0.3  # y is linear in feature a
+    assert m["raw_features/linear/rmse_std"] == 0.0 and m["raw_features/linear/rmse_standardized_std"] == 0.0  # spread of one seed
+    assert m["raw_features/linear/val_rmse"] > 0  # the value eval.select watches
+    assert m["raw_features/linear/converged"] in (0.0, 1.0)
+    row = result.rows[0]
+    assert "±" not in row["rmse"] and row["converged"] in ("1/1", "0/1: stopped at the epoch limit, raise epochs")
 
 
 def test_shared_trunk_reference():
@@ -123,3 +128,14 @@ def test_shared_trunk_reference():
         build_tabular_transformer(TabularTransformerConfig(dim=32, trunk="@shared.trunk"), ctx)
     with pytest.raises(ConfigError, match="names no module"):
         build_tabular_transformer(TabularTransformerConfig(dim=16, trunk="@shared.nope"), ctx)
+
+
+def test_probe_flags_heads_that_stop_at_their_epoch_limit():
+    source, encoder, _, _ = build()
+    run = EvalRun(encoder=encoder, data=source, device=torch.device("cpu"), random_encoder=lambda: build()[1])
+    cut = TabularProbe(TabularProbeConfig(heads=["linear"], seeds=2, epochs=1, patience=5, baselines=[]))(run)
+    assert cut.metrics["pretrained/linear/converged"] == 0.0  # one epoch: early stopping never had its say
+    assert cut.rows[0]["converged"] == "0/2: stopped at the epoch limit, raise epochs"
+    assert 0.0 <= cut.metrics["pretrained/linear/val_accuracy"] <= 1.0
+    done = TabularProbe(TabularProbeConfig(heads=["linear"], seeds=1, epochs=200, patience=1, baselines=[]))(run)
+    assert done.metrics["pretrained/linear/converged"] == 1.0 and done.rows[0]["converged"] == "1/1"

@@ -7,8 +7,14 @@ scored on the test split, ``seeds`` times; rows report mean ± std.
 
 Representations compared: the pretrained encoder (its EMA target encoder when the objective attached one),
 the raw features (scaled numericals + one-hot categoricals, ``data.surface_features()``) and a randomly
-initialised encoder of the same config. Metrics: accuracy for classification; RMSE in the target's units
-and in train-standardised units for regression.
+initialised encoder of the same config.
+
+Metrics, ``{representation}/{head}/{metric}`` with the spread over seeds beside each as ``{metric}_std``:
+classification ``accuracy`` (test) and ``val_accuracy`` (at the epoch kept); regression ``rmse`` (test, in
+the target's units), ``rmse_standardized`` (test, in the target's train standard deviations) and
+``val_rmse`` (target units). ``val_*`` are what ``eval.select`` should watch. ``converged`` is the share of
+seeds whose head stopped by early stopping (``patience`` epochs without a better val score) rather than at
+the ``epochs`` limit; a row says ``2/3: stopped at the epoch limit, raise epochs`` when some did not.
 """
 
 from __future__ import annotations
@@ -23,6 +29,7 @@ from torch import Tensor, nn
 
 from omnissl.errors import ConfigError
 from omnissl.evaluation.api import EvalResult, EvalRun
+from omnissl.evaluation.probes import convergence_note, format_spread
 from omnissl.specs import BuildContext, ComponentConfig
 
 
@@ -115,12 +122,17 @@ class TabularProbe:
             for head in cfg.heads:
                 scores = [self._fit(x, data.labels[label], data.splits, kind, head, run.seed + s, run.device) for s in range(cfg.seeds)]
                 row = {"representation": name, "head": head}
+                key = f"{name.replace(' ', '_')}/{head}"
                 for metric in scores[0]:
+                    if metric == "converged":
+                        continue
                     values = torch.tensor([s[metric] for s in scores], dtype=torch.float64)
                     mean, std = float(values.mean()), float(values.std(unbiased=False))
-                    metrics[f"{name.replace(' ', '_')}/{head}/{metric}"] = mean
-                    metrics[f"{name.replace(' ', '_')}/{head}/{metric}_std"] = std
-                    row[metric] = f"{mean:.4f} ± {std:.4f}"
+                    metrics[f"{key}/{metric}"] = mean
+                    metrics[f"{key}/{metric}_std"] = std
+                    row[metric] = format_spread(mean, std, len(scores))
+                metrics[f"{key}/converged"] = sum(s["converged"] for s in scores) / len(scores)
+                row["converged"] = convergence_note([s["converged"] for s in scores])
                 rows.append(row)
         return EvalResult(name="tabular.probe", metrics=metrics, rows=rows)
 
@@ -149,7 +161,7 @@ class TabularProbe:
                 return float((pred.argmax(1) == target[rows]).float().mean())
             return -float((pred.squeeze(1) - target[rows]).pow(2).mean().sqrt())
 
-        best, best_state, stale = -float("inf"), copy.deepcopy(head.state_dict()), 0
+        best, best_state, stale, stopped = -float("inf"), copy.deepcopy(head.state_dict()), 0, False
         for _ in range(cfg.epochs):
             order = train[torch.randperm(train.numel(), generator=gen).to(device)]
             for start in range(0, order.numel(), cfg.batch_size):
@@ -165,12 +177,13 @@ class TabularProbe:
             else:
                 stale += 1
                 if stale >= cfg.patience:
+                    stopped = True
                     break
         head.load_state_dict(best_state)
-        result = score(test)
+        result, converged = score(test), float(stopped)
         if kind == "classification":
-            return {"accuracy": result}
-        return {"rmse": -result * float(y_std), "rmse_std": -result}
+            return {"accuracy": result, "val_accuracy": best, "converged": converged}
+        return {"rmse": -result * float(y_std), "rmse_standardized": -result, "val_rmse": -best * float(y_std), "converged": converged}
 
 
 def build_probe(cfg: TabularProbeConfig, ctx: BuildContext) -> TabularProbe:
