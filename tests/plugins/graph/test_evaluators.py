@@ -32,8 +32,35 @@ def test_graph_probe_cross_validation():
     res = GraphProbe(GraphProbeConfig(folds=3))(run)
     # rings vs two-community graphs differ in degree statistics: a random GIN is above chance (0.5)
     assert res.metrics["random_encoder/accuracy"] >= 0.6
-    assert set(res.metrics) == {"ssl/accuracy", "raw_features/accuracy", "random_encoder/accuracy"}
-    assert "3-fold accuracy (%)" in res.rows[0]
+    assert set(res.metrics) == {f"{rep}/{m}" for rep in ("ssl", "raw_features", "random_encoder") for m in ("accuracy", "val_accuracy", "converged")}
+    assert all(0.0 <= res.metrics[f"{rep}/val_accuracy"] <= 1.0 for rep in ("ssl", "raw_features", "random_encoder"))
+    assert res.metrics["ssl/converged"] == 1.0 and res.rows[0]["converged"] == "3/3"  # the SVM has no iteration limit
+    assert "±" in res.rows[0]["3-fold accuracy"]
+
+
+def test_graph_probe_reports_a_logistic_fit_stopped_at_its_iteration_limit(monkeypatch):
+    from sklearn import linear_model
+
+    from omnissl_graph import evaluators
+
+    data = generate_graphs(SyntheticGraphsConfig(num_graphs=30))
+    run = _run(data, lambda: GINEncoder(4, GINEncoderConfig(hidden_dim=8, num_layers=2)))
+    cfg = GraphProbeConfig(folds=3, classifier="logistic", baselines=False, c_grid=[1e3])
+    assert GraphProbe(cfg)(run).metrics["ssl/converged"] == 1.0
+    # the same fit allowed one iteration: scikit-learn warns that it stopped at max_iter, and the probe says so
+    monkeypatch.setattr(linear_model, "LogisticRegression", lambda max_iter=100: linear_model._logistic.LogisticRegression(max_iter=1))
+    res = GraphProbe(cfg)(run)
+    assert res.metrics["ssl/converged"] == 0.0 and res.rows[0]["converged"].startswith("0/3 (not converged")
+
+
+def test_node_probe_reports_val_accuracy_and_an_unconverged_head():
+    data = generate_sbm(SBMConfig(num_nodes=200, num_features=8, feature_noise=0.5))
+    run = _run(data, lambda: GCNEncoder(8, GraphEncoderConfig(hidden_dim=16, feat_drop=0.0)))
+    cut = NodeProbe(NodeProbeConfig(epochs=3, baselines=False, repeats=1))(run)
+    assert cut.metrics["ssl/converged"] == 0.0 and cut.rows[0]["converged"] != "1/1"
+    assert 0.0 <= cut.metrics["ssl/val_acc"] <= 1.0 and "±" not in cut.rows[0]["test accuracy"]  # one repeat: no spread
+    done = NodeProbe(NodeProbeConfig(epochs=3000, lr=0.05, weight_decay=1e-2, baselines=False))(run)
+    assert done.metrics["ssl/converged"] == 1.0
 
 
 

@@ -2,6 +2,11 @@
 
 Each evaluator scores the trained encoder, the raw features (``data.surface_features()``) and a randomly
 initialised encoder of the same config (``run.random_encoder()``) in the same run.
+
+Validation metrics for ``eval.select``: ``node_probe`` reports ``{representation}/val_acc`` (the public val
+split, at the epoch kept); ``graph_probe`` reports ``{representation}/val_accuracy``, the inner
+cross-validation score of the chosen ``C`` on the training folds (no test fold is seen). ``link_auc`` has no
+validation split. Heads that stop at their iteration limit are reported: ``{representation}/converged``.
 """
 
 from __future__ import annotations
@@ -19,11 +24,13 @@ from torch import Tensor, nn
 from omnissl.data import encode_all
 from omnissl.errors import ConfigError
 from omnissl.evaluation.api import EvalResult, EvalRun
+from omnissl.evaluation.probes import convergence_note, format_spread, settled
 from omnissl.specs import BuildContext, ComponentConfig
 
 
 def _mean_std(values: list[float]) -> str:
-    return f"{100 * np.mean(values):.2f} ± {100 * np.std(values):.2f}"
+    """Mean ± std over repeats or folds; no spread for a single value."""
+    return format_spread(float(np.mean(values)), float(np.std(values)), len(values))
 
 
 def _representations(run: EvalRun, batch_size: int = 1024) -> dict[str, Callable[[], Tensor]]:
@@ -69,16 +76,26 @@ _NORMALIZERS: dict[str, Callable[[Tensor], Tensor]] = {"none": lambda z: z, "l2"
 
 def linear_probe_accuracy(z: Tensor, y: Tensor, splits: dict[str, Tensor], cfg: NodeProbeConfig, seed: int) -> float:
     """Test accuracy of the logistic regression at its best validation epoch (``>=``, as the official code)."""
+    return node_probe_scores(z, y, splits, cfg, seed)["test_acc"]
+
+
+def node_probe_scores(z: Tensor, y: Tensor, splits: dict[str, Tensor], cfg: NodeProbeConfig, seed: int) -> dict[str, float]:
+    """``{"test_acc", "val_acc", "converged"}`` of the probe at its best validation epoch.
+
+    ``converged`` (1.0/0.0): the training loss moved by at most :data:`omnissl.evaluation.probes.SETTLED`
+    (relative) over the last of the ``epochs``; otherwise the head stopped at its epoch limit still descending.
+    """
     torch.manual_seed(seed)
     probe = nn.Linear(z.shape[1], int(y.max()) + 1).to(z.device)
     opt = torch.optim.Adam(probe.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
     tr, va, te = splits["train"], splits["val"], splits["test"]
-    best_val, best_state = -1.0, None
+    best_val, best_state, losses = -1.0, None, [float("nan")]
     for _ in range(cfg.epochs):
         loss = F.cross_entropy(probe(z[tr]), y[tr])
         opt.zero_grad()
         loss.backward()
         opt.step()
+        losses.append(loss.item())
         with torch.no_grad():
             pred = probe(z).argmax(1)
             val = (pred[va] == y[va]).float().mean().item()
@@ -86,7 +103,8 @@ def linear_probe_accuracy(z: Tensor, y: Tensor, splits: dict[str, Tensor], cfg: 
             best_val, best_state = val, copy.deepcopy(probe.state_dict())
     probe.load_state_dict(best_state)
     with torch.no_grad():
-        return (probe(z[te]).argmax(1) == y[te]).float().mean().item()
+        test = (probe(z[te]).argmax(1) == y[te]).float().mean().item()
+    return {"test_acc": test, "val_acc": best_val, "converged": float(settled(losses[-2], losses[-1]))}
 
 
 class NodeProbe:
@@ -109,10 +127,13 @@ class NodeProbe:
             z = get().detach().float()
             if name != "raw features":  # the raw baseline is the input as given
                 z = _NORMALIZERS[self.cfg.normalize](z)
-            accs = [linear_probe_accuracy(z, y, splits, self.cfg, run.seed + r) for r in range(self.cfg.repeats)]
+            scores = [node_probe_scores(z, y, splits, self.cfg, run.seed + r) for r in range(self.cfg.repeats)]
+            accs, converged = [s["test_acc"] for s in scores], [s["converged"] for s in scores]
             key = name.replace(" ", "_")
             metrics[f"{key}/test_acc"] = float(np.mean(accs))
-            rows.append({"representation": name, "test accuracy (%)": _mean_std(accs)})
+            metrics[f"{key}/val_acc"] = float(np.mean([s["val_acc"] for s in scores]))
+            metrics[f"{key}/converged"] = float(np.mean(converged))
+            rows.append({"representation": name, "test accuracy": _mean_std(accs), "converged": convergence_note(converged)})
         return EvalResult(name="node_probe", metrics=metrics, rows=rows)
 
 
@@ -149,13 +170,23 @@ class GraphProbeConfig(ComponentConfig):
 
 def svm_cv_accuracy(z: np.ndarray, y: np.ndarray, cfg: GraphProbeConfig) -> list[float]:
     """Per-fold test accuracy of the probe ``cfg`` describes (the name is kept from the SVM-only protocol)."""
+    return cv_scores(z, y, cfg)["test"]
+
+
+def cv_scores(z: np.ndarray, y: np.ndarray, cfg: GraphProbeConfig) -> dict[str, list[float]]:
+    """Per fold: ``test`` accuracy, ``val`` (the inner search's score of the chosen ``C``, training folds only)
+    and ``converged`` (1.0 unless a fit stopped at ``max_iter`` with scikit-learn's ``ConvergenceWarning``;
+    the RBF ``SVC`` has no iteration limit)."""
+    import warnings
+
+    from sklearn.exceptions import ConvergenceWarning
     from sklearn.linear_model import LogisticRegression
     from sklearn.model_selection import GridSearchCV, StratifiedKFold, train_test_split
     from sklearn.pipeline import make_pipeline
     from sklearn.preprocessing import StandardScaler
     from sklearn.svm import SVC
 
-    accs = []
+    accs, vals, converged = [], [], []
     for fold, (train, test) in enumerate(StratifiedKFold(n_splits=cfg.folds, shuffle=True, random_state=cfg.seed).split(z, y)):
         if cfg.label_fraction < 1.0:
             train, _ = train_test_split(train, train_size=cfg.label_fraction, stratify=y[train], random_state=cfg.seed + fold)
@@ -165,9 +196,13 @@ def svm_cv_accuracy(z: np.ndarray, y: np.ndarray, cfg: GraphProbeConfig) -> list
             model, grid = make_pipeline(StandardScaler(), LogisticRegression(max_iter=2000)), {"logisticregression__C": cfg.c_grid}
         inner = int(min(5, np.bincount(y[train]).min()))  # the inner search needs every class in every split
         clf = GridSearchCV(model, grid, cv=max(inner, 2))
-        clf.fit(z[train], y[train])
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always", ConvergenceWarning)
+            clf.fit(z[train], y[train])
         accs.append(float((clf.predict(z[test]) == y[test]).mean()))
-    return accs
+        vals.append(float(clf.best_score_))
+        converged.append(0.0 if any(issubclass(w.category, ConvergenceWarning) for w in caught) else 1.0)
+    return {"test": accs, "val": vals, "converged": converged}
 
 
 class GraphProbe:
@@ -183,9 +218,13 @@ class GraphProbe:
             reps = {"ssl": reps["ssl"]}
         metrics, rows = {}, []
         for name, get in reps.items():
-            accs = svm_cv_accuracy(get().detach().cpu().numpy(), y, self.cfg)
-            metrics[f"{name.replace(' ', '_')}/accuracy"] = float(np.mean(accs))
-            rows.append({"representation": name, f"{self.cfg.folds}-fold accuracy (%)": _mean_std(accs)})
+            scores = cv_scores(get().detach().cpu().numpy(), y, self.cfg)
+            key = name.replace(" ", "_")
+            metrics[f"{key}/accuracy"] = float(np.mean(scores["test"]))
+            metrics[f"{key}/val_accuracy"] = float(np.mean(scores["val"]))
+            metrics[f"{key}/converged"] = float(np.mean(scores["converged"]))
+            rows.append({"representation": name, f"{self.cfg.folds}-fold accuracy": _mean_std(scores["test"]),
+                         "converged": convergence_note(scores["converged"])})
         return EvalResult(name=self.cfg.result_name, metrics=metrics, rows=rows)
 
 
@@ -224,7 +263,7 @@ class LinkAUC:
             score = (z[pairs[0]] * z[pairs[1]]).sum(1).numpy()
             auc = float(roc_auc_score(target, score))
             metrics[f"{name.replace(' ', '_')}/auc"] = auc
-            rows.append({"representation": name, "link AUC (%)": f"{100 * auc:.2f}"})
+            rows.append({"representation": name, "link AUC": f"{auc:.4f}"})
         return EvalResult(name="link_auc", metrics=metrics, rows=rows)
 
 
