@@ -41,6 +41,15 @@ def test_probe_separates_an_imbalanced_signal():
     assert noise["test_auc"] < 0.8
 
 
+def test_probe_head_says_whether_its_training_settled():
+    g = torch.Generator().manual_seed(0)
+    y = (torch.rand(300, generator=g) < 0.3).long()
+    x = torch.randn(300, 5, generator=g) + 1.0 * y[:, None].float()
+    splits = {"train": torch.arange(0, 180), "val": torch.arange(180, 240), "test": torch.arange(240, 300)}
+    assert probe_head(x, y, splits, "linear", weight_decays=(1e-2,), epochs=3)["converged"] == 0.0  # still falling
+    assert probe_head(x, y, splits, "linear", weight_decays=(1e-2,), epochs=2000)["converged"] == 1.0
+
+
 def test_auc_probe_reports_every_baseline():
     src = synthetic_volumes(SyntheticVolumesConfig(num_volumes=40, size=12, seed=1))
 
@@ -55,6 +64,9 @@ def test_auc_probe_reports_every_baseline():
     assert all(0.0 <= result.metrics[k] <= 1.0 for k in result.metrics if k.endswith("/test_auc"))
     # blobs vs tubes are separable from pooled raw voxels
     assert result.metrics["raw_voxels/linear/test_auc"] > 0.8
+    assert {result.metrics[f"{r}/{h}/converged"] for r in ("encoder", "random_encoder", "raw_voxels") for h in ("linear", "mlp")} <= {0.0, 0.5, 1.0}
+    assert "converged" not in result.rows[-1] and "supervised_(scratch)/end-to-end/converged" not in result.metrics
+    assert all("±" in r["test AUC"] for r in result.rows[:-1]) and "±" not in result.rows[-1]["test AUC"]  # 2 seeds; 1 supervised run
 
 
 @pytest.mark.parametrize("kind", ["vit", "resnet"])

@@ -17,7 +17,9 @@ minority class counts as much as the majority); the weight decay and the epoch a
 Metrics are computed with scikit-learn: ``roc_auc_score`` (binary: on the positive-class probability;
 multi-class: macro one-vs-rest, plus the per-class AUC) and ``balanced_accuracy_score`` of the argmax. Every
 number is the mean ± std over ``seeds`` probe repetitions (head initialisation and, for the supervised
-baseline, the training order).
+baseline, the training order); one repetition prints no spread. ``val_auc`` is what ``eval.select`` should
+watch; ``converged`` is the share of the probe heads whose training loss had settled by their last epoch
+(see :func:`probe_head`), and a row says ``(not converged: ...)`` when some had not.
 """
 
 from __future__ import annotations
@@ -32,6 +34,7 @@ from sklearn.metrics import balanced_accuracy_score, roc_auc_score
 from torch import Tensor, nn
 
 from omnissl.evaluation.api import EvalResult, EvalRun
+from omnissl.evaluation.probes import convergence_note, format_spread, settled
 from omnissl.specs import BuildContext, ComponentConfig
 from omnissl_medical.views import crop_flip
 
@@ -70,7 +73,11 @@ def probe_head(
     seed: int = 0,
     eval_every: int = 10,
 ) -> dict[str, float]:
-    """Train a class-weighted head on frozen ``features (N, D)``; test metrics at the best val AUC (over decay and epoch)."""
+    """Train a class-weighted head on frozen ``features (N, D)``; test metrics at the best val AUC (over decay and epoch).
+
+    ``converged`` (1.0/0.0) of the weight decay chosen: its training loss moved by at most
+    :data:`omnissl.evaluation.probes.SETTLED` (relative) over the last epoch, rather than still falling at the limit.
+    """
     features = features.float()
     train, val, test = splits["train"], splits["val"], splits["test"]
     mean, std = features[train].mean(0), features[train].std(0).clamp_min(1e-6)
@@ -79,7 +86,7 @@ def probe_head(
     classes = max(2, int(y.max()) + 1)
     weight = class_weights(y[train], classes).to(x.device)
     y_val, y_test = y[val].cpu().numpy(), y[test].cpu().numpy()
-    best = {"val_auc": -1.0}
+    best, chosen = {"val_auc": -1.0}, None
     for wd in weight_decays:
         torch.manual_seed(seed)
         if head == "linear":
@@ -88,10 +95,14 @@ def probe_head(
             model = nn.Sequential(nn.Linear(x.shape[1], 256), nn.ReLU(), nn.Linear(256, classes))
         model = model.to(x.device)
         opt = torch.optim.Adam(model.parameters(), lr=lr, weight_decay=wd)
+        losses = [float("nan")]
         for epoch in range(1, epochs + 1):
             opt.zero_grad()
-            F.cross_entropy(model(x[train]), y[train], weight=weight).backward()
+            loss = F.cross_entropy(model(x[train]), y[train], weight=weight)
+            loss.backward()
             opt.step()
+            if epoch >= epochs - 1:
+                losses.append(loss.item())
             if epoch % eval_every and epoch != epochs:
                 continue
             with torch.no_grad():
@@ -100,6 +111,9 @@ def probe_head(
             if val_auc > best["val_auc"]:
                 test_metrics = auc_metrics(probs[test.cpu().numpy()], y_test)
                 best = {"val_auc": val_auc, **{f"test_{k}": v for k, v in test_metrics.items()}, "weight_decay": wd, "epoch": epoch}
+                chosen = wd
+        if best.get("weight_decay") == chosen:
+            best["converged"] = float(settled(losses[-2], losses[-1]))
     return best
 
 
@@ -274,8 +288,12 @@ class AUCProbe:
                             f"{key}/test_balanced_acc_std": bacc_s, f"{key}/val_auc": _mean_std([r["val_auc"] for r in results])[0]})
             for k in sorted(k for k in results[0] if k.startswith("test_auc_class_")):
                 metrics[f"{key}/{k}"] = _mean_std([r[k] for r in results])[0]
-            rows.append({"representation": rep, "head": head, "dim": dim, "test AUC": f"{auc_m:.4f} ± {auc_s:.4f}",
-                         "test balanced acc": f"{bacc_m:.4f} ± {bacc_s:.4f}", "seeds": len(results)})
+            row = {"representation": rep, "head": head, "dim": dim, "test AUC": format_spread(auc_m, auc_s, len(results)),
+                   "test balanced acc": format_spread(bacc_m, bacc_s, len(results)), "seeds": len(results)}
+            if all("converged" in r for r in results):  # the frozen-feature heads; the supervised baseline selects its epoch
+                metrics[f"{key}/converged"] = float(np.mean([r["converged"] for r in results]))
+                row["converged"] = convergence_note([r["converged"] for r in results])
+            rows.append(row)
 
         for rep, feats in reps.items():
             for head in cfg.heads:
