@@ -194,7 +194,8 @@ def build_parser(pm=None) -> argparse.ArgumentParser:
     p = sub.add_parser("evaluate", help="run a checkpoint's task evaluators (probes with their baselines)")
     p.add_argument("checkpoint")
     p.add_argument("overrides", nargs="*")
-    p.add_argument("-o", "--output", help="folder for evals.jsonl (default: evaluate-step<N>/ in the checkpoint's run folder)")
+    p.add_argument("-o", "--output", "--out", dest="output",
+                   help="folder for evals.jsonl (default: evaluate-step<N>/ in the checkpoint's run folder; the run's own evals.jsonl is never appended to)")
     p.set_defaults(func=cmd_evaluate)
 
     p = sub.add_parser("plugins", help="list plugins, their status and components")
