@@ -563,10 +563,12 @@ class Trainer:
         return list(zip(names, results, strict=True))
 
     def _loader(self, name: str):
+        # its own generator: the loader's worker seeds must not draw from the global RNG, which the checkpoint
+        # restores before this loader exists on a resume but after it on a fresh start (dropout would diverge)
         loader = torch.utils.data.DataLoader(
             CollateDataset(self.sources[name]), sampler=StreamSampler(self.streams[name]), batch_size=None,
             num_workers=self.config.engine.workers, pin_memory=self.device.type == "cuda", prefetch_factor=4,
-            persistent_workers=True,
+            persistent_workers=True, generator=torch.Generator().manual_seed(self.config.seed),
         )
         return iter(loader)
 

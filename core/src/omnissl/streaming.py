@@ -37,6 +37,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 import numpy as np
+import torch
 from pydantic import Field
 
 from omnissl.errors import DataError, storage_error
@@ -123,7 +124,10 @@ def open_or_build(kind: str, fingerprint: Sequence[Any], settings: dict[str, Any
     tmp = root / f".tmp-{final.name}-{os.getpid()}-{uuid.uuid4().hex[:8]}"
     try:
         tmp.mkdir(parents=True)
-        meta = build(tmp)
+        # building must not move the global RNG: a run that builds the cache and one that reuses it must
+        # initialise the same model (a DataLoader in ``build`` draws its base seed from the global RNG)
+        with torch.random.fork_rng(devices=[]):
+            meta = build(tmp)
         files = {p.name: p.stat().st_size for p in tmp.iterdir() if p.is_file()}
         (tmp / META).write_text(json.dumps({"kind": kind, "settings": settings, "files": files, "meta": meta}, default=str))
         try:
