@@ -219,3 +219,34 @@ def test_every_token_encoder_trains_with_the_shared_trunk_and_sends_it_gradients
     assert result.step == 6
     assert all(not torch.equal(a, b) for a, b in zip(before, trunk.parameters()))
     assert all(f"{name}/loss" in result.metrics for name in (*TOKEN_TASKS, "recsys"))
+
+
+def test_tabular_transformer_projects_its_tokens_to_a_wider_shared_trunk(tmp_path):
+    """A 16-wide feature tokenizer on a 32-wide shared trunk: tokens come out at the trunk's width, the
+    projection and the trunk both receive gradients from a data2vec step, and equal widths add no projection."""
+    cfg = {
+        "seed": 0,
+        "shared": {"trunk": {"name": "core.transformer_trunk", "dim": 32, "depth": 1, "heads": 2}},
+        "tasks": [{"name": "table", "data": {"name": "tabular.sklearn", "table": "wine"},
+                   "encoder": {"name": "tabular.transformer", "dim": 16, "trunk": "@shared.trunk"},
+                   "views": {"name": "core.identity"}, "objective": {"name": "core.data2vec", "mask_ratio": 0.5, "num_masks": 2}}],
+        "engine": {"steps": 2, "batch_size": 16, "device": "cpu"},
+        "logging": {"out_dir": str(tmp_path / "run"), "progress": False},
+        "eval": {"at_end": False},
+    }
+    trainer = Trainer(load_config(cfg))
+    task = trainer.model.tasks["table"]
+    encoder = task.encoder
+    assert isinstance(encoder.project, torch.nn.Linear) and tuple(encoder.project.weight.shape) == (32, 16)
+    batch = trainer.sources["table"].batch(trainer.streams["table"].next())
+    out = encoder(batch)
+    assert out.tokens.shape[-1] == 32 and out.pooled.shape[-1] == 32 and encoder.output_dim == 32
+    loss = task(batch, torch.Generator().manual_seed(0)).loss
+    loss.backward()
+    assert encoder.project.weight.grad is not None and encoder.project.weight.grad.abs().sum() > 0
+    assert all(p.grad is not None and p.grad.abs().sum() > 0 for p in trainer.model.shared["trunk"].parameters())
+    assert trainer.fit().step == 2
+
+    cfg["tasks"][0]["encoder"]["dim"] = 32
+    same = Trainer(load_config({**cfg, "logging": {"out_dir": str(tmp_path / "same"), "progress": False}}))
+    assert isinstance(same.model.tasks["table"].encoder.project, torch.nn.Identity)

@@ -6,12 +6,18 @@ References: the feature tokenizer of FT-Transformer (Gorishniy et al., NeurIPS 2
 ``b_j``; learned regularisation tokens [REG] go in front; an optional feature-type embedding (numerical vs
 categorical) and fixed sin-cos positions are added; then :class:`omnissl.nn.TransformerTrunk`.
 
+With a shared trunk of another width (``trunk: "@shared.<name>"`` in a cross-domain run), a linear projection
+takes the tokenizer's ``dim`` to the trunk's width, as the speech, video, medical and graph token encoders
+bring their stems to the trunk; the positions are added at the trunk's width. When the widths match the
+projection is the identity, so single-domain checkpoints are unchanged.
+
 ``keep`` ``(B, K)`` selects *feature* indices in ``[0, F)``; the [REG] tokens are always kept and the
 indices are offset by their number, so a mask can never select a [REG] position.
 
 Shapes:
     batch ``{"num": (B, F_num), "cat": (B, F_cat)}``, ``keep`` ``(B, K)`` ->
-    ``Encoded(pooled (B, D), tokens (B, R + K or R + F, D))``; token order: [REG] * R, numerical, categorical.
+    ``Encoded(pooled (B, D), tokens (B, R + K or R + F, D))`` with ``D`` the trunk's width; token order:
+    [REG] * R, numerical, categorical.
 """
 
 from __future__ import annotations
@@ -71,7 +77,8 @@ class TabularTransformerConfig(ComponentConfig):
     """``tabular.transformer`` settings.
 
     Attributes:
-        dim: token width (default 64, the T-JEPA release's ``model_dim_hidden``).
+        dim: the tokenizer's width (default 64, the T-JEPA release's ``model_dim_hidden``); with a shared trunk of
+            another width the tokens are projected to the trunk's width.
         depth: trunk blocks (default 2; the release tunes 1-16 per dataset).
         heads: attention heads (default 4).
         mlp_ratio: feed-forward width over ``dim`` (default 1.0: the release uses ``dim_feedforward = 64``).
@@ -107,10 +114,10 @@ class TabularTransformer(Encoder):
         self.num_tokens = cfg.num_reg_tokens + schema.num_features
         self.tokenizer = FeatureTokenizer(len(schema.numeric), schema.cardinalities, cfg.dim, cfg.num_reg_tokens, cfg.feature_type_embedding)
         self.trunk = trunk if trunk is not None else TransformerTrunk(TrunkConfig(dim=cfg.dim, depth=cfg.depth, heads=cfg.heads, mlp_ratio=cfg.mlp_ratio, dropout=cfg.dropout))
-        if self.trunk.dim != cfg.dim:
-            raise ConfigError([f"encoder.dim: {cfg.dim} does not match the shared trunk's dim {self.trunk.dim}; set them equal"])
-        self.register_buffer("positions", sincos_positions(self.num_tokens, cfg.dim) if cfg.positions else torch.zeros(self.num_tokens, cfg.dim), persistent=False)
-        self.output_dim = cfg.dim
+        width = self.trunk.dim
+        self.project = nn.Linear(cfg.dim, width) if width != cfg.dim else nn.Identity()
+        self.register_buffer("positions", sincos_positions(self.num_tokens, width) if cfg.positions else torch.zeros(self.num_tokens, width), persistent=False)
+        self.output_dim = width
         self._target: list[nn.Module] = []  # not a submodule: the objective owns (and checkpoints) the teacher
         # the fitted schema as UTF-8 bytes in a buffer: checkpoints and safetensors exports carry the preprocessing
         self.register_buffer("schema_json", torch.frombuffer(bytearray(schema.to_json().encode()), dtype=torch.uint8).clone())
@@ -120,7 +127,7 @@ class TabularTransformer(Encoder):
         return TableSchema.from_json(bytes(self.schema_json.cpu().tolist()).decode())
 
     def forward(self, batch: dict[str, Tensor], keep: Tensor | None = None) -> Encoded:
-        tokens = self.tokenizer(batch["num"], batch["cat"]) + self.positions
+        tokens = self.project(self.tokenizer(batch["num"], batch["cat"])) + self.positions
         if keep is not None:
             reg = torch.arange(self.num_reg_tokens, device=keep.device)
             keep = torch.cat([repeat(reg, "r -> b r", b=keep.shape[0]), keep + self.num_reg_tokens], dim=1)
