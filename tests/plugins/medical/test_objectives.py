@@ -103,3 +103,21 @@ def test_mae_rejects_mismatched_patch_size():
         assert "patch_size=2" in str(err)
     else:
         raise AssertionError("a patch-size mismatch must raise")
+
+
+def test_instance_strategy_positives_are_the_other_view_only():
+    """G^R (``strategy: instance``): rows (view, volume, partition); the one positive of a row is the same volume
+    and partition in the other view. Against the loop-by-loop reference with those positives."""
+    from omnissl_medical.objectives.global_local_contrast import positive_groups
+
+    B, S = 3, 2
+    rows_of, cols_of = positive_groups(2 * B * S, 2 * B * S, S, B * S, torch.device("cpu"))
+    positives = (rows_of[:, None] == cols_of[None, :]) & ~torch.eye(2 * B * S, dtype=torch.bool)
+    assert torch.equal(positives.sum(1), torch.ones(2 * B * S, dtype=torch.long))
+    assert torch.equal(positives.float().argmax(1), (torch.arange(2 * B * S) + B * S) % (2 * B * S))
+    z = F.normalize(torch.randn(2 * B * S, 5, generator=torch.Generator().manual_seed(0)), dim=1)
+    got = partition_contrastive_loss(z, z, rows_of, cols_of, 0, 0.1)
+    assert abs(float(got) - reference_partition_loss(z, rows_of, 0.1)) < 1e-4
+    # G^D groups by partition index instead: every row has 2B - 1 positives
+    rows_d, cols_d = positive_groups(2 * B * S, 2 * B * S, S, None, torch.device("cpu"))
+    assert torch.equal(((rows_d[:, None] == cols_d[None, :]).sum(1) - 1), torch.full((2 * B * S,), 2 * B - 1))

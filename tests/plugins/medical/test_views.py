@@ -97,3 +97,22 @@ def test_cutout_mask_boxes():
         lo, hi = idx.min(0).values, idx.max(0).values
         assert mask[b, 0, lo[0]:hi[0] + 1, lo[1]:hi[1] + 1, lo[2]:hi[2] + 1].all()
         assert int(mask[b].sum()) == int(((hi - lo) + 1).prod())
+
+
+def test_crop_flip_flips_only_the_allowed_axes():
+    x = volumes(3)
+    for axes in ((0,), (1,), (2,), (1, 2)):
+        got = crop_flip(x, torch.Generator().manual_seed(0), 1.0, 1.0, flip_axes=axes)
+        assert torch.allclose(got, x.flip(*(2 + a for a in axes)), atol=1e-5), axes
+
+
+def test_global_local_views_keep_the_partition_axis_order():
+    """G^D positives are the same partition index along the first axis: the views must never flip that axis."""
+    from omnissl_medical.views import GlobalLocalViews, GlobalLocalViewsConfig
+
+    ramp = torch.linspace(0, 1, 12).view(1, 1, 12, 1, 1).expand(16, 1, 12, 12, 12).contiguous()
+    views = GlobalLocalViews(GlobalLocalViewsConfig(flip_p=1.0, crop_min=1.0, noise_std=0.0, scale=0.0, shift=0.0))(ramp, torch.Generator().manual_seed(0))
+    for v in views.inputs:
+        profile = v.mean(dim=(1, 3, 4))  # (B, D)
+        assert (profile[:, 1:] > profile[:, :-1]).all()
+        assert torch.allclose(v, ramp, atol=1e-5)  # the other two axes' flips leave a ramp along the first unchanged

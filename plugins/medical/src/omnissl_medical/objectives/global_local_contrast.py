@@ -15,6 +15,14 @@ multi-positive NT-Xent::
 In 3-D the partition representation is the encoder's feature map average-pooled over that partition's slab
 (the paper encodes one 2-D slice per partition; encoding the whole volume once keeps one pass per view).
 
+**Strategy G^R** (``strategy: instance``; the paper's baseline "random" strategy, i.e. SimCLR): a partition's
+only positive is the same partition of the same volume in the other view; every other row is a negative.
+G^D assumes volumes are roughly aligned (the same partition index is the same anatomy, as in the paper's
+cardiac and prostate MRI); cut-out vessel segments such as VesselMNIST3D's are not, and G^D then teaches the
+encoder to map different volumes alike, which a classification probe cannot use. With ``partitions: 1`` G^R
+is SimCLR on the pooled volume vector; pair it with ``medical.augment`` views (independent geometry per
+view) and ``local_weight: 0`` (the local loss needs views of shared geometry).
+
 **Local loss** (section 3.2): on the decoder's feature map, ``R³`` local regions are average-pooled and
 projected; a region of view 1 is positive for the same region of view 2 (the views share their geometry,
 see ``medical.global_local_views``) and negative for the other regions of the same volume. As in the paper's
@@ -29,6 +37,8 @@ from __future__ import annotations
 
 import torch
 import torch.nn.functional as F
+from typing import Literal
+
 from pydantic import Field
 from torch import Tensor, nn
 
@@ -60,6 +70,21 @@ def partition_contrastive_loss(rows: Tensor, columns: Tensor, row_partition: Ten
     return -(log_prob.masked_fill(~positive, 0.0).sum(dim=1) / pos_count).mean()
 
 
+def positive_groups(rows: int, columns: int, partitions: int, per_view: int | None, device) -> tuple[Tensor, Tensor]:
+    """Group ids of the rows and gathered columns; equal ids are positives.
+
+    Rows are ordered ``(view, volume, partition)`` within each process and columns are the processes' rows
+    concatenated. ``per_view=None`` (G^D): the id is the partition index. ``per_view = B * S`` (G^R): the id
+    is the process and the position within the view, so a row's one positive is its other view.
+
+    Shapes: ``(rows,)`` and ``(columns,)`` long.
+    """
+    if per_view is None:
+        return torch.arange(rows, device=device) % partitions, torch.arange(columns, device=device) % partitions
+    r, c = torch.arange(rows, device=device), torch.arange(columns, device=device)
+    return distributed.rank() * per_view + r % per_view, (c // rows) * per_view + c % per_view
+
+
 def local_contrastive_loss(f_a: Tensor, f_b: Tensor, temperature: float) -> Tensor:
     """InfoNCE over regions of the same volume: region ``r`` of view a vs all regions of view b, symmetric.
 
@@ -74,7 +99,8 @@ class GlobalLocalContrastConfig(ComponentConfig):
     """Global (G^D) and local contrastive losses.
 
     Attributes:
-        partitions: ``S``, partitions per volume along the first axis (default 4, the paper's).
+        strategy: ``partition`` (G^D, default, the paper's proposal) or ``instance`` (G^R).
+        partitions: ``S``, partitions per volume along the first axis (default 4, the paper's; >= 1).
         temperature: τ for both losses (default 0.1, the paper's).
         projection_dim: output of both projection heads (default 128, as the reference code).
         local_regions: ``R``, local regions per axis on the decoder map (default 4: 64 regions).
@@ -83,7 +109,8 @@ class GlobalLocalContrastConfig(ComponentConfig):
             decoder only (default ``True``, see the module docstring).
     """
 
-    partitions: int = Field(4, ge=2)
+    strategy: Literal["partition", "instance"] = "partition"
+    partitions: int = Field(4, ge=1)
     temperature: float = Field(0.1, gt=0)
     projection_dim: int = Field(128, gt=0)
     local_regions: int = Field(4, ge=2)
@@ -112,9 +139,11 @@ class GlobalLocalContrastObjective(Objective):
         parts = F.adaptive_avg_pool3d(fmap, (S, 1, 1)).flatten(2).transpose(1, 2)  # (2B, S, F)
         z = F.normalize(self.global_head(parts.flatten(0, 1)).float(), dim=1)  # (2B*S, P), rows (view, volume, partition)
         columns = gather_with_grad(z)
-        partition_of = lambda n: torch.arange(n, device=z.device) % S  # noqa: E731 - every block of S rows is one volume
-        global_loss = partition_contrastive_loss(z, columns, partition_of(z.shape[0]), partition_of(columns.shape[0]),
-                                                 distributed.rank() * z.shape[0], cfg.temperature)
+        if cfg.strategy == "partition":
+            rows_of, columns_of = positive_groups(z.shape[0], columns.shape[0], S, None, z.device)
+        else:
+            rows_of, columns_of = positive_groups(z.shape[0], columns.shape[0], S, B * S, z.device)
+        global_loss = partition_contrastive_loss(z, columns, rows_of, columns_of, distributed.rank() * z.shape[0], cfg.temperature)
 
         dec_in = fmap.detach() if cfg.detach_encoder else fmap
         local = self.local_head(self.decoder(dec_in))
