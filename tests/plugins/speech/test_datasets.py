@@ -105,3 +105,15 @@ def test_fsdd_official_split():
         assert ((index[source.splits["val"]] >= 5) & (index[source.splits["val"]] <= 9)).all()
         assert (index[source.splits["train"]] >= 10).all()
         assert set(source.labels["digit"].tolist()) <= set(range(10))
+
+
+def test_describe_gives_utterances_per_split_rate_durations_and_labels():
+    from omnissl_speech.plugin import example_data
+
+    source = example_data()
+    line = source.describe()
+    sizes = {k: int(v.shape[0]) for k, v in source.splits.items()}
+    assert line.startswith(f"{source.num_utterances} utterances (train {sizes['train']} / val {sizes['val']} / test {sizes['test']})")
+    seconds = source.wave_lengths.double() / source.sample_rate
+    assert f"{source.sample_rate} Hz" in line and f"{float(seconds.max()):.2f} s per utterance" in line
+    assert "label 'vowel': 5 classes" in line and "label 'speaker': 4 classes" in line

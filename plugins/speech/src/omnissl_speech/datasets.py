@@ -97,6 +97,24 @@ class SpeechSource:
             raise DataError(f"pretrain_split {pretrain_split!r} is not a split of this corpus; choose one of {sorted(splits)} or null")
         self.pretrain_index = splits[pretrain_split] if pretrain_split else torch.arange(self.num_utterances)
 
+    def describe(self) -> str:
+        """One line for the start of a run: utterances per split, sample rate, durations, label sets and classes."""
+        order = sorted(self.splits, key=lambda k: ("train", "val", "test").index(k) if k in ("train", "val", "test") else 3)
+        splits = " / ".join(f"{k} {int(self.splits[k].shape[0]):,}" for k in order)
+        if self.wave_lengths is not None:
+            seconds = self.wave_lengths.double() / self.sample_rate
+            total = float(seconds.sum())
+            length = (f"{total / 3600:.2f} h" if total >= 3600 else f"{total / 60:.1f} min") + (
+                      f", {float(seconds.min()):.2f}-{float(seconds.max()):.2f} s "
+                      f"per utterance (mean {float(seconds.mean()):.2f} s)")
+        else:
+            length = f"{int(self.frame_lengths.min())}-{int(self.frame_lengths.max())} feature frames per utterance (waveforms not kept)"
+        labels = "; ".join(
+            f"label {name!r}: {len(self.classes[name]) if name in self.classes else int(y.max()) + 1} classes" for name, y in self.labels.items()
+        ) or "no labels"
+        return (f"{self.num_utterances:,} utterances ({splits}), pretraining on {len(self):,}; {self.sample_rate} Hz; {length}; "
+                f"{self.feature_dim}-dim frame features; {labels}")
+
     @property
     def feature_dim(self) -> int:
         return int(self.frames.shape[1])

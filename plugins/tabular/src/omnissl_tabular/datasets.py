@@ -74,6 +74,21 @@ class TableSource:
     def num_rows(self) -> int:
         return int(self.num.shape[0])
 
+    def describe(self) -> str:
+        """One line for the start of a run: rows per split, numeric and categorical columns, each target's kind."""
+        def columns(cols) -> str:
+            names = [c.name for c in cols]
+            return ", ".join(names[:8]) + (f", ... ({len(names) - 8} more)" if len(names) > 8 else "")
+
+        splits = " / ".join(f"{k} {int(v.shape[0]):,}" for k, v in self.splits.items())
+        targets = "; ".join(
+            f"target {t!r}: " + (f"classification, {int(self.labels[t].max()) + 1} classes" if kind == "classification" else "regression")
+            for t, kind in self.label_kinds.items()
+        ) or "no target"
+        return (f"{self.num_rows:,} rows ({splits}), pretraining on {len(self):,}; {len(self.schema.numeric)} numeric columns "
+                f"({columns(self.schema.numeric) or 'none'}), {len(self.schema.categorical)} categorical "
+                f"({columns(self.schema.categorical) or 'none'}); {targets}")
+
 
 # ------------------------------------------------------------------------------------------ building
 def _split(n: int, fractions: tuple[float, ...], seed: int) -> list[np.ndarray]:
