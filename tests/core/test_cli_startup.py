@@ -43,3 +43,21 @@ def test_plugins_table_wraps_instead_of_truncating_in_a_narrow_terminal():
                          env={**os.environ, "COLUMNS": "60"})
     assert out.returncode == 0 and "…" not in out.stdout
     assert "core.linear_probe" in out.stdout.replace("\n", "").replace("│", "").replace(" ", "")
+
+
+CONFIGS_PROBE = """
+import sys
+from omnissl.cli import main
+code = main(["configs", "list"])
+heavy = sorted(m for m in sys.modules if m == "torch" or m.startswith(("omnissl_graph.", "omnissl_speech.", "omnissl_tabular."))
+               and not m.endswith(".plugin"))
+print("HEAVY", heavy, "CODE", code)
+"""
+
+
+def test_configs_list_reads_every_plugins_folders_without_importing_torch():
+    # every installed plugin is loaded (its registration module) and asked for its folders; none imports torch
+    out = subprocess.run([sys.executable, "-c", CONFIGS_PROBE], capture_output=True, text=True, timeout=120)
+    assert "HEAVY [] CODE 0" in out.stdout, out.stdout + out.stderr
+    listed = set(out.stdout.split())
+    assert {f"{d}_smoke.yaml" for d in ("graph", "medical", "recsys", "speech", "tabular", "video")} <= listed, out.stdout

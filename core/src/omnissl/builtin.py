@@ -1,39 +1,30 @@
-"""The core's own components, registered through the same hooks as any plugin."""
+"""The core's own components, registered through the same hooks as any plugin.
+
+Each hook imports the modules it registers (torch among them) when it is called, not when this module is
+imported: ``omnissl configs list`` calls only ``omnissl_config_dirs`` and so starts without torch. Plugins
+do the same (docs/writing-a-plugin.md).
+"""
 
 from __future__ import annotations
 
 from importlib.resources import files
+from typing import TYPE_CHECKING
 
-import torch
-
-from omnissl import loggers
-from omnissl.data import TensorSource
 from omnissl.hookspecs import hookimpl
-from omnissl.evaluation.finetune import FinetuneConfig, finetune_evaluator
-from omnissl.evaluation.probes import KNNProbeConfig, LinearProbeConfig, knn_probe_evaluator, linear_probe_evaluator
-from omnissl.objectives.amcl import AMCLConfig, AMCLObjective
-from omnissl.objectives.barlow_twins import BarlowTwinsConfig, BarlowTwinsObjective
-from omnissl.objectives.byol import BYOLConfig, BYOLObjective
-from omnissl.objectives.data2vec import Data2VecConfig, Data2VecObjective, IdentityViews
-from omnissl.objectives.block_masking import BlockMasking, BlockMaskingConfig
-from omnissl.objectives.jepa import JEPAConfig, JEPAObjective
-from omnissl.objectives.mae import MAEConfig, MAEObjective
-from omnissl.objectives.mixed_barlow_twins import MixedBarlowTwinsConfig, MixedBarlowTwinsObjective
-from omnissl.objectives.mochi import MoCHiConfig, MoCHiObjective
-from omnissl.objectives.moco import MoCoConfig, MoCoObjective
-from omnissl.objectives.multi import MultiObjective, MultiObjectiveConfig
-from omnissl.objectives.simclr import SimCLRConfig, SimCLRObjective
-from omnissl.objectives.swav import SwAVConfig, SwAVObjective
-from omnissl.objectives.token_masking import TokenMasking, TokenMaskingConfig
-from omnissl.objectives.vicreg import VICRegConfig, VICRegObjective
-from omnissl.nn.token_encoder import TokenTransformerConfig, token_transformer
-from omnissl.nn.trunk import TransformerTrunk, TrunkConfig
 from omnissl.specs import CallbackSpec, ComponentConfig, DatasetSpec, EncoderSpec, EvaluatorSpec, ModalitySpec, ObjectiveSpec, ViewGeneratorSpec
-from omnissl.testing import toy
+
+if TYPE_CHECKING:
+    import torch
+
+    from omnissl.data import TensorSource
 
 
 def toy_token_source(ctx=None) -> TensorSource:
     """Seeded ``(64, 16, 6)`` token features (a grid of 8 x 2): tokens drift smoothly, so masked ones are predictable."""
+    import torch
+
+    from omnissl.data import TensorSource
+
     g = torch.Generator().manual_seed(0)
     base = torch.randn(64, 1, 6, generator=g)
     drift = torch.cumsum(0.3 * torch.randn(64, 16, 6, generator=g), dim=1)
@@ -46,6 +37,8 @@ def toy_token_batch() -> torch.Tensor:
 
 @hookimpl
 def omnissl_modalities():
+    from omnissl.testing import toy
+
     yield ModalitySpec(
         name="toy.vectors",
         summary="Labelled Gaussian clusters: (B, dim) float rows.",
@@ -77,6 +70,8 @@ def omnissl_modalities():
 
 @hookimpl
 def omnissl_datasets():
+    from omnissl.testing import toy
+
     yield DatasetSpec(
         name="toy.clusters", modality="toy.vectors", config=toy.ToyDataConfig, factory=toy.toy_source,
         example=lambda folder: {"num_samples": 32},
@@ -86,6 +81,10 @@ def omnissl_datasets():
 
 @hookimpl
 def omnissl_encoders():
+    from omnissl.nn.token_encoder import TokenTransformerConfig, token_transformer
+    from omnissl.nn.trunk import TransformerTrunk, TrunkConfig
+    from omnissl.testing import toy
+
     yield EncoderSpec(name="toy.mlp", config=toy.ToyMLPConfig, factory=toy.toy_encoder, summary="Two-layer MLP over toy vectors.")
     yield EncoderSpec(
         name="core.token_transformer", config=TokenTransformerConfig, factory=token_transformer,
@@ -99,6 +98,11 @@ def omnissl_encoders():
 
 @hookimpl
 def omnissl_view_generators():
+    from omnissl.objectives.block_masking import BlockMasking, BlockMaskingConfig
+    from omnissl.objectives.data2vec import IdentityViews
+    from omnissl.objectives.token_masking import TokenMasking, TokenMaskingConfig
+    from omnissl.testing import toy
+
     yield ViewGeneratorSpec(
         name="toy.noise", config=toy.ToyNoiseConfig, factory=lambda cfg, ctx: toy.ToyNoiseViews(cfg),
         summary="Gaussian noise and feature dropout, batched on the device.",
@@ -119,6 +123,20 @@ def omnissl_view_generators():
 
 @hookimpl
 def omnissl_objectives():
+    from omnissl.objectives.amcl import AMCLConfig, AMCLObjective
+    from omnissl.objectives.barlow_twins import BarlowTwinsConfig, BarlowTwinsObjective
+    from omnissl.objectives.byol import BYOLConfig, BYOLObjective
+    from omnissl.objectives.data2vec import Data2VecConfig, Data2VecObjective
+    from omnissl.objectives.jepa import JEPAConfig, JEPAObjective
+    from omnissl.objectives.mae import MAEConfig, MAEObjective
+    from omnissl.objectives.mixed_barlow_twins import MixedBarlowTwinsConfig, MixedBarlowTwinsObjective
+    from omnissl.objectives.mochi import MoCHiConfig, MoCHiObjective
+    from omnissl.objectives.moco import MoCoConfig, MoCoObjective
+    from omnissl.objectives.multi import MultiObjective, MultiObjectiveConfig
+    from omnissl.objectives.simclr import SimCLRConfig, SimCLRObjective
+    from omnissl.objectives.swav import SwAVConfig, SwAVObjective
+    from omnissl.objectives.vicreg import VICRegConfig, VICRegObjective
+
     yield ObjectiveSpec(
         name="core.simclr", config=SimCLRConfig, factory=SimCLRObjective.build,
         summary="SimCLR: NT-Xent over projected pooled embeddings of two views (Chen et al. 2020).",
@@ -175,6 +193,9 @@ def omnissl_objectives():
 
 @hookimpl
 def omnissl_evaluators():
+    from omnissl.evaluation.finetune import FinetuneConfig, finetune_evaluator
+    from omnissl.evaluation.probes import KNNProbeConfig, LinearProbeConfig, knn_probe_evaluator, linear_probe_evaluator
+
     yield EvaluatorSpec(
         name="core.linear_probe", config=LinearProbeConfig, factory=linear_probe_evaluator,
         summary="Linear probe on frozen features vs surface features and a random encoder (mean ± std over seeds).",
@@ -196,6 +217,8 @@ def omnissl_config_dirs():
 
 @hookimpl
 def omnissl_callbacks():
+    from omnissl import loggers
+
     yield CallbackSpec(
         name="core.wandb", config=loggers.WandbConfig, factory=loggers.build_wandb,
         summary="Weights & Biases: the run config and every logged and evaluated metric (extra omnissl[wandb]; offline mode supported).",

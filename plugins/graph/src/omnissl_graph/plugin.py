@@ -1,27 +1,33 @@
-"""Registration hooks of the graph plugin (``omnissl-graph``)."""
+"""Registration hooks of the graph plugin (``omnissl-graph``).
+
+Each hook imports the modules it registers when it is called, so that ``omnissl configs list`` (which
+calls only ``omnissl_config_dirs``) starts without torch.
+"""
 
 from __future__ import annotations
 
 from importlib.resources import files
 
-import torch
-
 from omnissl.hookspecs import hookimpl
 from omnissl.specs import DatasetSpec, EncoderSpec, EvaluatorSpec, ModalitySpec, ObjectiveSpec, ViewGeneratorSpec
-from omnissl_graph import datasets, encoders, evaluators, masking, perturb, token_encoder, views
-from omnissl_graph.objectives import decorrelation, dgi, dsla, grace, graphcl, graphmae, link
 
 
 def _node_data():
+    from omnissl_graph import datasets
+
     return datasets.generate_sbm(datasets.SBMConfig(num_nodes=40, num_features=8, holdout_edges=0.1))
 
 
 def _graph_data():
+    from omnissl_graph import datasets
+
     return datasets.generate_graphs(datasets.SyntheticGraphsConfig(num_graphs=8))
 
 
 @hookimpl
 def omnissl_modalities():
+    import torch
+
     yield ModalitySpec(
         name="graph.nodes",
         summary="One graph for node-level learning: a PyG Data with x (N, F) and edge_index (2, E).",
@@ -52,6 +58,8 @@ def omnissl_modalities():
 
 @hookimpl
 def omnissl_datasets():
+    from omnissl_graph import datasets
+
     yield DatasetSpec(name="graph.planetoid", modality="graph.nodes", config=datasets.PlanetoidConfig, factory=datasets.load_planetoid,
                       summary="Planetoid citation graph (Cora/CiteSeer/PubMed) from PyG raw files, public split.")
     yield DatasetSpec(name="graph.tu", modality="graph.graphs", config=datasets.TUConfig, factory=datasets.load_tu,
@@ -66,6 +74,8 @@ def omnissl_datasets():
 
 @hookimpl
 def omnissl_encoders():
+    from omnissl_graph import encoders, token_encoder
+
     yield EncoderSpec(name="graph.gat", config=encoders.GATEncoderConfig, factory=encoders.build_gat,
                       summary="Multi-head GAT with PReLU, residual and norm options (GraphMAE's settings).")
     yield EncoderSpec(name="graph.gcn", config=encoders.GraphEncoderConfig, factory=encoders.build_gcn, summary="GCN encoder with readout.")
@@ -76,6 +86,8 @@ def omnissl_encoders():
 
 @hookimpl
 def omnissl_view_generators():
+    from omnissl_graph import masking, perturb, views
+
     yield ViewGeneratorSpec(name="graph.attribute_masking", config=masking.AttributeMaskingConfig, factory=lambda cfg, ctx: masking.AttributeMasking(cfg),
                             summary="GraphMAE node masking: [MASK] token for most masked nodes, random-node features for a few.")
     yield ViewGeneratorSpec(name="graph.grace_views", config=views.GRACEViewsConfig, factory=lambda cfg, ctx: views.GRACEViews(cfg),
@@ -91,6 +103,8 @@ def omnissl_view_generators():
 
 @hookimpl
 def omnissl_objectives():
+    from omnissl_graph.objectives import decorrelation, dgi, dsla, grace, graphcl, graphmae, link
+
     yield ObjectiveSpec(name="graph.graphmae", config=graphmae.GraphMAEConfig, factory=graphmae.GraphMAEObjective.build,
                         summary="GraphMAE: masked feature reconstruction with re-masking and scaled cosine error (Hou et al. 2022).")
     yield ObjectiveSpec(name="graph.grace", config=grace.GRACEConfig, factory=grace.GRACEObjective.build,
@@ -109,6 +123,8 @@ def omnissl_objectives():
 
 @hookimpl
 def omnissl_evaluators():
+    from omnissl_graph import evaluators
+
     yield EvaluatorSpec(name="graph.node_probe", config=evaluators.NodeProbeConfig, factory=evaluators.build_node_probe,
                         summary="Node classification linear probe (GraphMAE protocol: best validation epoch).")
     yield EvaluatorSpec(name="graph.graph_probe", config=evaluators.GraphProbeConfig, factory=evaluators.build_graph_probe,

@@ -1,25 +1,34 @@
-"""Registration hooks of the medical plugin (``omnissl-medical``)."""
+"""Registration hooks of the medical plugin (``omnissl-medical``).
+
+Each hook imports the modules it registers when it is called, so that ``omnissl configs list`` (which
+calls only ``omnissl_config_dirs``) starts without torch.
+"""
 
 from __future__ import annotations
 
 from importlib.resources import files
-
-import torch
+from typing import TYPE_CHECKING
 
 from omnissl.hookspecs import hookimpl
 from omnissl.specs import DatasetSpec, EncoderSpec, EvaluatorSpec, ModalitySpec, ObjectiveSpec, ViewGeneratorSpec
-from omnissl_medical import datasets, encoders, evaluators, views
-from omnissl_medical.objectives import global_local_contrast, mae3d, swin_ssl
+
+if TYPE_CHECKING:
+    import torch
+    from omnissl_medical import datasets
 
 MODALITY = "medical.volumes"
 
 
 def example_data() -> datasets.VolumeSource:
     """16 generated 16³ volumes (blobs vs tubes) for contract tests."""
+    from omnissl_medical import datasets
+
     return datasets.synthetic_volumes(datasets.SyntheticVolumesConfig(num_volumes=16, size=16))
 
 
 def example_batch() -> torch.Tensor:
+    import torch
+
     return example_data().gather(torch.arange(4))
 
 
@@ -43,6 +52,8 @@ def omnissl_modalities():
 
 @hookimpl
 def omnissl_datasets():
+    from omnissl_medical import datasets
+
     yield DatasetSpec(name="medical.medmnist3d", modality=MODALITY, config=datasets.MedMNIST3DConfig, factory=datasets.load_medmnist3d,
                       summary="A MedMNIST v2 3-D .npz (28³ or 64³) with its official train/val/test splits.")
     yield DatasetSpec(name="medical.nifti", modality=MODALITY, config=datasets.NiftiFolderConfig, factory=datasets.load_nifti_folder,
@@ -54,6 +65,8 @@ def omnissl_datasets():
 
 @hookimpl
 def omnissl_encoders():
+    from omnissl_medical import encoders
+
     yield EncoderSpec(name="medical.vit", config=encoders.VolumeViTConfig, factory=encoders.build_vit,
                       summary="3-D ViT: cubic patch embedding + 3-D sin-cos positions + core trunk (keep=, shared trunk).")
     yield EncoderSpec(name="medical.resnet", config=encoders.VolumeResNetConfig, factory=encoders.build_resnet,
@@ -64,6 +77,8 @@ def omnissl_encoders():
 
 @hookimpl
 def omnissl_view_generators():
+    from omnissl_medical import views
+
     yield ViewGeneratorSpec(name="medical.augment", config=views.AugmentConfig, factory=views.build_two_views,
                             summary="Two views: random crop + flips, 90° rotation, intensity scale/shift, noise (batched on device).")
     yield ViewGeneratorSpec(name="medical.patch_masking", config=views.PatchMaskingConfig, factory=views.build_patch_masking,
@@ -76,6 +91,8 @@ def omnissl_view_generators():
 
 @hookimpl
 def omnissl_objectives():
+    from omnissl_medical.objectives import global_local_contrast, mae3d, swin_ssl
+
     yield ObjectiveSpec(name="medical.mae3d", config=mae3d.MAE3DConfig, factory=mae3d.MAE3DObjective.build,
                         summary="MAE on volumes: visible patches only in the encoder, light decoder, MSE on masked patches.")
     yield ObjectiveSpec(name="medical.swin_ssl", config=swin_ssl.SwinSSLConfig, factory=swin_ssl.SwinSSLObjective.build,
@@ -87,6 +104,8 @@ def omnissl_objectives():
 
 @hookimpl
 def omnissl_evaluators():
+    from omnissl_medical import evaluators
+
     yield EvaluatorSpec(name="medical.auc_probe", config=evaluators.AUCProbeConfig, factory=evaluators.auc_probe,
                         summary="ROC-AUC / balanced accuracy (linear, MLP) with random-encoder, raw-voxel and supervised-from-scratch baselines.")
 

@@ -1,4 +1,8 @@
-"""Registration hooks of the recommender plugin: datasets, encoders, views, objectives and the ranking evaluator."""
+"""Registration hooks of the recommender plugin: datasets, encoders, views, objectives and the ranking evaluator.
+
+Each hook imports the modules it registers when it is called, so that ``omnissl configs list`` (which
+calls only ``omnissl_config_dirs``) starts without torch.
+"""
 
 from __future__ import annotations
 
@@ -7,11 +11,11 @@ from importlib.resources import files
 from omnissl.hookspecs import hookimpl
 from omnissl.specs import DatasetSpec, EncoderSpec, EvaluatorSpec, ModalitySpec, ObjectiveSpec, ViewGeneratorSpec
 
-from omnissl_recsys import datasets, encoders, evaluators, objectives, views
-
 
 @hookimpl
 def omnissl_modalities():
+    from omnissl_recsys import datasets
+
     yield ModalitySpec(
         name="recsys.interactions",
         summary="User-item interaction batches {'user': (B,), 'pos': (B,)} over a source holding the graph and item fields.",
@@ -33,6 +37,8 @@ def omnissl_modalities():
 
 @hookimpl
 def omnissl_datasets():
+    from omnissl_recsys import datasets
+
     mod = "recsys.interactions"
     yield DatasetSpec(name="recsys.movielens", modality=mod, config=datasets.MovieLensConfig, factory=datasets.load_movielens,
                       summary="MovieLens ratings >= threshold, per-user hold-out; item fields genres, top tags, decade.")
@@ -46,6 +52,8 @@ def omnissl_datasets():
 
 @hookimpl
 def omnissl_encoders():
+    from omnissl_recsys import encoders
+
     yield EncoderSpec(name="recsys.mf", config=encoders.MFConfig, factory=encoders.build_mf,
                       summary="Matrix factorisation (free user and item vectors; MF-BPR baseline).")
     yield EncoderSpec(name="recsys.lightgcn", config=encoders.LightGCNConfig, factory=encoders.build_lightgcn,
@@ -58,6 +66,8 @@ def omnissl_encoders():
 
 @hookimpl
 def omnissl_view_generators():
+    from omnissl_recsys import views
+
     yield ViewGeneratorSpec(name="recsys.negatives", config=views.NegativesConfig, factory=views.build_negatives,
                             summary="Uniform negative items per interaction, drawn on the device.")
     yield ViewGeneratorSpec(name="recsys.sgl_dropout", config=views.GraphDropoutConfig, factory=views.build_graph_dropout,
@@ -70,6 +80,8 @@ def omnissl_view_generators():
 
 @hookimpl
 def omnissl_objectives():
+    from omnissl_recsys import objectives
+
     yield ObjectiveSpec(name="recsys.bpr", config=objectives.BPRConfig, factory=objectives.build_bpr,
                         summary="BPR with L2 on the batch's free embeddings (Rendle et al. 2009).")
     yield ObjectiveSpec(name="recsys.sgl", config=objectives.GraphContrastConfig, factory=objectives.build_graph_contrast,
@@ -86,6 +98,8 @@ def omnissl_objectives():
 
 @hookimpl
 def omnissl_evaluators():
+    from omnissl_recsys import evaluators
+
     yield EvaluatorSpec(name="recsys.ranking", config=evaluators.RankingConfig, factory=evaluators.build_ranking,
                         summary="Full-catalogue Recall@K / NDCG@K (SSLRec protocol) on val and test, with popularity/random baselines.")
 

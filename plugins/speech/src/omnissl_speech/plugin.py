@@ -1,25 +1,33 @@
-"""Registration hooks of the speech plugin (``omnissl-speech``)."""
+"""Registration hooks of the speech plugin (``omnissl-speech``).
+
+Each hook imports the modules it registers when it is called, so that ``omnissl configs list`` (which
+calls only ``omnissl_config_dirs``) starts without torch.
+"""
 
 from __future__ import annotations
 
 from importlib.resources import files
-
-import torch
+from typing import TYPE_CHECKING
 
 from omnissl.hookspecs import hookimpl
 from omnissl.specs import DatasetSpec, EncoderSpec, EvaluatorSpec, ModalitySpec, ObjectiveSpec, ViewGeneratorSpec
-from omnissl_speech import datasets, encoders, evaluators, views
-from omnissl_speech.objectives import hubert, tera, w2v_bert, wav2vec2
+
+if TYPE_CHECKING:
+    from omnissl_speech import datasets
 
 MODALITY = "speech.utterances"
 
 
 def example_data() -> datasets.SpeechSource:
     """A tiny generated corpus (16 utterances of 0.1-0.5 s at 8 kHz) for contract tests."""
+    from omnissl_speech import datasets
+
     return datasets.synthetic_source(datasets.SyntheticConfig(num_utterances=16, min_seconds=0.1, max_seconds_generated=0.5))
 
 
 def example_batch():
+    import torch
+
     return example_data().gather(torch.arange(4))
 
 
@@ -44,6 +52,8 @@ def omnissl_modalities():
 
 @hookimpl
 def omnissl_datasets():
+    from omnissl_speech import datasets
+
     yield DatasetSpec(name="speech.folder", modality=MODALITY, config=datasets.FolderConfig, factory=datasets.folder_source,
                       summary="A folder of audio files (soundfile), labels from a file-name pattern.")
     yield DatasetSpec(name="speech.manifest", modality=MODALITY, config=datasets.ManifestConfig, factory=datasets.manifest_source,
@@ -56,6 +66,8 @@ def omnissl_datasets():
 
 @hookimpl
 def omnissl_encoders():
+    from omnissl_speech import encoders
+
     yield EncoderSpec(name="speech.frame_transformer", config=encoders.FrameTransformerConfig, factory=encoders.frame_transformer,
                       summary="TERA-style transformer over feature frames (core trunk), masked-mean utterance embedding.")
     yield EncoderSpec(name="speech.wav2vec2", config=encoders.Wav2Vec2Config, factory=encoders.wav2vec2_encoder,
@@ -64,6 +76,8 @@ def omnissl_encoders():
 
 @hookimpl
 def omnissl_view_generators():
+    from omnissl_speech import views
+
     yield ViewGeneratorSpec(name="speech.tera_alteration", config=views.TERAAlterationConfig, factory=views.tera_alteration,
                             summary="TERA time (15%, blocks of 7, zero/swap/keep), frequency and magnitude alteration.")
     yield ViewGeneratorSpec(name="speech.span_masking", config=views.SpanMaskingConfig, factory=views.span_masking,
@@ -72,6 +86,8 @@ def omnissl_view_generators():
 
 @hookimpl
 def omnissl_objectives():
+    from omnissl_speech.objectives import hubert, tera, w2v_bert, wav2vec2
+
     yield ObjectiveSpec(name="speech.tera", config=tera.TERAConfig, factory=tera.TERAObjective.build,
                         summary="TERA: L1 reconstruction of altered frames (Liu et al. 2021).")
     yield ObjectiveSpec(name="speech.wav2vec2", config=wav2vec2.Wav2Vec2ContrastiveConfig, factory=wav2vec2.Wav2Vec2Objective.build,
@@ -84,6 +100,8 @@ def omnissl_objectives():
 
 @hookimpl
 def omnissl_evaluators():
+    from omnissl_speech import evaluators
+
     yield EvaluatorSpec(name="speech.probe", config=evaluators.SpeechProbeConfig, factory=evaluators.speech_probe,
                         summary="Utterance linear and kNN probes with log-mel, MFCC and random-encoder baselines.")
 

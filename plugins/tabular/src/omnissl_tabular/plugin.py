@@ -1,4 +1,8 @@
-"""Registration hooks of the tabular plugin: tables, the feature-token transformer, T-JEPA, SCARF and VIME."""
+"""Registration hooks of the tabular plugin: tables, the feature-token transformer, T-JEPA, SCARF and VIME.
+
+Each hook imports the modules it registers when it is called, so that ``omnissl configs list`` (which
+calls only ``omnissl_config_dirs``) starts without torch.
+"""
 
 from __future__ import annotations
 
@@ -6,23 +10,19 @@ from importlib.resources import files
 
 from omnissl import hookimpl
 from omnissl.specs import DatasetSpec, EncoderSpec, EvaluatorSpec, ModalitySpec, ObjectiveSpec, ViewGeneratorSpec
-from omnissl_tabular.corruption import MarginalCorruptionConfig, build_marginal_corruption
-from omnissl_tabular.datasets import CSVTableConfig, SklearnTableConfig, csv_source, example_source, sklearn_source
-from omnissl_tabular.encoders import TabularTransformerConfig, build_tabular_transformer
-from omnissl_tabular.masking import TJEPAMaskingConfig, build_tjepa_masking
-from omnissl_tabular.probe import TabularProbeConfig, build_probe
-from omnissl_tabular.scarf import SCARFConfig, SCARFObjective
-from omnissl_tabular.tjepa import TJEPAConfig, TJEPAObjective
-from omnissl_tabular.vime import VIMEConfig, VIMEObjective
 
 
 def _example_batch():
+    from omnissl_tabular.datasets import example_source
+
     source = example_source()
     return source.batch(source.pretrain_index.new_tensor(list(range(8))))
 
 
 @hookimpl
 def omnissl_modalities():
+    from omnissl_tabular.datasets import example_source
+
     yield ModalitySpec(
         name="tabular.rows",
         summary='Table rows: {"num": (B, F_num) float32 scaled numericals, "cat": (B, F_cat) int64 category ids}.',
@@ -41,6 +41,8 @@ def omnissl_modalities():
 
 @hookimpl
 def omnissl_datasets():
+    from omnissl_tabular.datasets import CSVTableConfig, SklearnTableConfig, csv_source, sklearn_source
+
     yield DatasetSpec(
         name="tabular.csv", modality="tabular.rows", config=CSVTableConfig, factory=csv_source,
         summary="CSV or Parquet table with schema inference, train-only scaling and an optional separate test file.",
@@ -53,6 +55,8 @@ def omnissl_datasets():
 
 @hookimpl
 def omnissl_encoders():
+    from omnissl_tabular.encoders import TabularTransformerConfig, build_tabular_transformer
+
     yield EncoderSpec(
         name="tabular.transformer", config=TabularTransformerConfig, factory=build_tabular_transformer,
         summary="Feature tokenizer + [REG] tokens + transformer trunk (FT-Transformer / T-JEPA encoder).",
@@ -61,6 +65,9 @@ def omnissl_encoders():
 
 @hookimpl
 def omnissl_view_generators():
+    from omnissl_tabular.corruption import MarginalCorruptionConfig, build_marginal_corruption
+    from omnissl_tabular.masking import TJEPAMaskingConfig, build_tjepa_masking
+
     yield ViewGeneratorSpec(
         name="tabular.tjepa_masking", config=TJEPAMaskingConfig, factory=build_tjepa_masking,
         summary="T-JEPA context / target feature sets drawn from share ranges (Thimonier et al. 2025).",
@@ -73,6 +80,10 @@ def omnissl_view_generators():
 
 @hookimpl
 def omnissl_objectives():
+    from omnissl_tabular.scarf import SCARFConfig, SCARFObjective
+    from omnissl_tabular.tjepa import TJEPAConfig, TJEPAObjective
+    from omnissl_tabular.vime import VIMEConfig, VIMEObjective
+
     yield ObjectiveSpec(
         name="tabular.tjepa", config=TJEPAConfig, factory=TJEPAObjective.build,
         summary="T-JEPA: predict EMA-target latents of target features from context features (Thimonier et al. 2025).",
@@ -89,6 +100,8 @@ def omnissl_objectives():
 
 @hookimpl
 def omnissl_evaluators():
+    from omnissl_tabular.probe import TabularProbeConfig, build_probe
+
     yield EvaluatorSpec(
         name="tabular.probe", config=TabularProbeConfig, factory=build_probe,
         summary="Linear and MLP heads on frozen representations vs raw features and a random encoder (mean ± std).",
