@@ -217,6 +217,14 @@ class Wav2Vec2Config(ContextNetworkConfig):
         feature_grad_mult: scale of the gradient that reaches the convolutional feature encoder (default
             0.1, fairseq's ``feature_grad_mult`` in the wav2vec 2.0 and HuBERT base configs; 1.0 trains it
             at the full rate).
+        input_norm: a LayerNorm on ``z + positions`` before the pre-norm blocks (default ``True``, this
+            encoder's original layout). ``False`` is exactly fairseq's ``layer_norm_first`` / HF's
+            ``do_stable_layer_norm=True`` layout (wav2vec 2.0 large, HuBERT large): positions added, then
+            pre-norm blocks and the final LayerNorm; the layout :mod:`omnissl_speech.hf` exports.
+        init_from_hf: a local transformers ``Wav2Vec2Model`` / ``HubertModel`` directory whose weights
+            initialise this encoder (default ``None``). Its config sets the architecture (conv stem,
+            width, depth, heads, positions; ``input_norm`` becomes ``False``); architecture fields set here
+            must agree with it. Nothing is downloaded.
         block, conv_kernel: transformer or conformer blocks (:class:`ContextNetworkConfig`).
     """
 
@@ -230,6 +238,8 @@ class Wav2Vec2Config(ContextNetworkConfig):
     pos_conv_kernel: int = Field(16, gt=1)
     pos_conv_groups: int = Field(4, gt=0)
     feature_grad_mult: float = Field(0.1, ge=0, le=1)
+    input_norm: bool = True
+    init_from_hf: str | None = None
 
 
 class Wav2Vec2Encoder(SpeechEncoder):
@@ -252,6 +262,8 @@ class Wav2Vec2Encoder(SpeechEncoder):
         channels = self.stem_dim = cfg.conv_layers[-1][0]
         self.project = nn.Sequential(nn.LayerNorm(channels), nn.Linear(channels, self.dim))
         self.pos_conv = ConvolutionalPositionalEmbedding(self.dim, cfg.pos_conv_kernel, cfg.pos_conv_groups)
+        if not cfg.input_norm:
+            self.input_norm = nn.Identity()
 
     def frame_lengths(self, num_samples: Tensor | int) -> Tensor | int:
         """Valid output frames for ``num_samples`` input samples (torchaudio's per-layer formula)."""
@@ -296,4 +308,8 @@ class Wav2Vec2Encoder(SpeechEncoder):
 def wav2vec2_encoder(cfg: Wav2Vec2Config, ctx: BuildContext) -> Wav2Vec2Encoder:
     if ctx.data is not None and getattr(ctx.data, "has_waveform", True) is False:
         raise ConfigError(["encoder: speech.wav2vec2 reads waveforms but the data source was built with keep_waveform: false; set data.keep_waveform: true"])
+    if cfg.init_from_hf:
+        from omnissl_speech.hf import load_pretrained
+
+        return load_pretrained(cfg.init_from_hf, cfg)[0]
     return Wav2Vec2Encoder(cfg)
