@@ -2,7 +2,8 @@
 
 CSV is read with the standard library's ``csv`` module (not ``pandas.read_csv``) because pandas silently
 pads short rows with NaN and reports ragged rows without the column; here every row is checked against
-the header. Parquet goes through ``pandas.read_parquet`` (pyarrow). Cells equal to one of
+the header. Parquet goes through ``pandas.read_parquet`` (pyarrow), or by record batches when read in
+chunks (:func:`iter_table`, the lazy path of :mod:`omnissl_tabular.stream`). Cells equal to one of
 ``missing_values`` (after stripping spaces) become ``None``.
 """
 
@@ -25,16 +26,41 @@ def read_table(path: str | Path, missing_values: tuple[str, ...] = DEFAULT_MISSI
     Returns the frame and, per row, the line number in the file (1-based, the header is line 1) or, for
     Parquet, the row number (1-based), so later errors can point at the cell.
     """
+    ((frame, lines),) = iter_table(path, missing_values, delimiter, chunk_rows=None)
+    return frame, lines
+
+
+def iter_table(path: str | Path, missing_values: tuple[str, ...] = DEFAULT_MISSING, delimiter: str = ",", chunk_rows: int | None = 65536):
+    """:func:`read_table` in chunks of ``chunk_rows`` rows (``None``: one chunk): yields ``(frame, lines)`` per chunk.
+
+    Parquet is read by record batches through ``pyarrow.parquet.ParquetFile.iter_batches`` (only what a
+    chunk needs is in memory); CSV rows are checked against the header exactly as :func:`read_table` does.
+    """
     path = Path(path)
     if not path.is_file():
         raise DataError(f"table file {path} does not exist; check the data.path / data.test_path of the run config")
     missing = set(missing_values)
-    if path.suffix.lower() in (".parquet", ".pq"):
-        frame = pd.read_parquet(path).astype(object)
+
+    def typed(frame: pd.DataFrame) -> pd.DataFrame:
+        frame = frame.astype(object)
         frame = frame.where(frame.notna(), None)
         for col in frame.columns:
             frame[col] = [None if (isinstance(v, str) and v.strip() in missing) else v for v in frame[col].tolist()]
-        return frame, np.arange(1, len(frame) + 1)
+        return frame
+
+    if path.suffix.lower() in (".parquet", ".pq"):
+        if chunk_rows is None:
+            frame = typed(pd.read_parquet(path))
+            yield frame, np.arange(1, len(frame) + 1)
+            return
+        import pyarrow.parquet as pq
+
+        start = 0
+        for batch in pq.ParquetFile(path).iter_batches(batch_size=chunk_rows):
+            frame = typed(batch.to_pandas())
+            yield frame, np.arange(start + 1, start + len(frame) + 1)
+            start += len(frame)
+        return
     rows, lines = [], []
     with open(path, newline="", encoding="utf-8") as fh:
         reader = csv.reader(fh, delimiter=delimiter, skipinitialspace=True)
@@ -56,7 +82,11 @@ def read_table(path: str | Path, missing_values: tuple[str, ...] = DEFAULT_MISSI
                 )
             rows.append([None if f.strip() in missing else f.strip() for f in fields])
             lines.append(reader.line_num)
-    return pd.DataFrame(rows, columns=header, dtype=object), np.asarray(lines)
+            if chunk_rows is not None and len(rows) == chunk_rows:
+                yield pd.DataFrame(rows, columns=header, dtype=object), np.asarray(lines)
+                rows, lines = [], []
+    if rows or chunk_rows is None:
+        yield pd.DataFrame(rows, columns=header, dtype=object), np.asarray(lines)
 
 
 def parse_numeric(frame: pd.DataFrame, column: str, path: str | Path, lines: np.ndarray) -> pd.Series:
