@@ -309,10 +309,16 @@ class SyntheticVolumesConfig(ComponentConfig):
 
     Attributes:
         num_volumes: how many (default 32). size: cube side (default 16). seed: default 0.
+        noise: std of the Gaussian voxel noise over a peak of 1 (default 0.05).
+        contrast: lowest peak intensity; each volume's shape is scaled by a random peak in ``[contrast, 1]``
+            (default 1.0: every peak is 1). With ``noise`` near 1 and ``contrast`` below 1, raw voxels and a
+            random encoder no longer separate tubes from blobs perfectly.
     """
 
     num_volumes: int = Field(32, ge=4)
     size: int = Field(16, ge=8)
+    noise: float = Field(0.05, ge=0)
+    contrast: float = Field(1.0, gt=0, le=1)
     seed: int = 0
 
 
@@ -329,7 +335,11 @@ def synthetic_volumes(cfg: SyntheticVolumesConfig, ctx: BuildContext | None = No
     tube_dist = (diff.pow(2) * keep_axes[:, :, None, None, None]).sum(1)
     blob_dist = diff.pow(2).sum(1)
     dist = torch.where(labels[:, None, None, None] == 1, tube_dist, blob_dist)
-    volumes = torch.exp(-dist / (2 * (s / 8) ** 2)) + 0.05 * torch.randn(n, s, s, s, generator=g)
+    shape = torch.exp(-dist / (2 * (s / 8) ** 2))
+    noise = cfg.noise * torch.randn(n, s, s, s, generator=g)
+    if cfg.contrast < 1:  # drawn after the noise, so the default volumes stay as they were
+        shape = shape * (cfg.contrast + (1 - cfg.contrast) * torch.rand(n, 1, 1, 1, generator=g))
+    volumes = shape + noise
     perm = torch.randperm(n, generator=g)
     a, b = int(0.6 * n), int(0.8 * n)
     splits = {"train": perm[:a], "val": perm[a:b], "test": perm[b:]}

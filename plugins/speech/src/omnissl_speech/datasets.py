@@ -238,6 +238,9 @@ class SyntheticConfig(SpeechDataConfig):
         num_utterances: corpus size (default 256).
         min_seconds, max_seconds_generated: length range (defaults 0.2 and 0.8 s, so batches are padded).
         sample_rate: default 8000.
+        formant_jitter: std of a per-utterance scaling of each formant (default 0.0; 0.1 makes vowels overlap
+            so that surface features no longer separate them perfectly).
+        noise: breath noise std relative to the peak (default 0.02).
         seed: generation and split seed (default 0); split 60/20/20.
     """
 
@@ -245,6 +248,8 @@ class SyntheticConfig(SpeechDataConfig):
     min_seconds: float = Field(0.2, gt=0)
     max_seconds_generated: float = Field(0.8, gt=0)
     sample_rate: int = Field(8000, gt=0)
+    formant_jitter: float = Field(0.0, ge=0)
+    noise: float = Field(0.02, ge=0)
     seed: int = 0
 
 
@@ -463,7 +468,8 @@ def synthetic_source(cfg: SyntheticConfig, ctx: BuildContext | None = None) -> S
     """Generated vowel-like utterances with ``vowel`` and ``speaker`` labels and a 60/20/20 split."""
     if cfg.max_seconds_generated < cfg.min_seconds:
         raise DataError(f"data.max_seconds_generated ({cfg.max_seconds_generated}) must be >= data.min_seconds ({cfg.min_seconds})")
-    waves, labels = synth_corpus(cfg.num_utterances, cfg.sample_rate, cfg.min_seconds, cfg.max_seconds_generated, cfg.seed)
+    waves, labels = synth_corpus(cfg.num_utterances, cfg.sample_rate, cfg.min_seconds, cfg.max_seconds_generated, cfg.seed,
+                                 cfg.formant_jitter, cfg.noise)
     if cfg.max_seconds is not None:
         waves = [w[: int(cfg.max_seconds * cfg.sample_rate)] for w in waves]
     feats, surface = _featurise(waves, cfg)
