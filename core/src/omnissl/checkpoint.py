@@ -1,4 +1,4 @@
-"""Atomic, checksummed checkpoints and safetensors export.
+"""Atomic, checksummed checkpoints and their export (safetensors, or HF transformers folders).
 
 A checkpoint holds everything needed to continue a run exactly: model (encoders, view generators,
 objectives with their heads and EMA teachers, shared modules), optimizer, scheduler, gradient scaler,
@@ -213,4 +213,54 @@ def export_encoders(checkpoint: str | Path, out_dir: str | Path, force: bool = F
     except OSError as exc:
         raise storage_error(exc, out) from None
     written.append(out / "config.yaml")
+    return written
+
+
+def export_hf(checkpoint: str | Path, out_dir: str | Path, force: bool = False, pm=None) -> list[Path]:
+    """Write each task's encoder as a transformers checkpoint folder ``out_dir/<task>/`` (``--format hf``).
+
+    The encoder's plugin does the writing through ``EncoderSpec.hf_export`` (the core imports no plugin);
+    an encoder whose spec has none is an error that names the encoders which have one. The run's model is
+    rebuilt from the checkpoint's config (its data sources too, since encoders may size themselves from
+    them) and the checkpoint's weights loaded into it, as ``omnissl evaluate`` does.
+    """
+    import tempfile
+
+    from omnissl.config import load_config
+    from omnissl.engine import Trainer
+    from omnissl.plugins import get_plugin_manager
+
+    checkpoint = Path(checkpoint)
+    state = load(checkpoint)
+    names = task_names(state, checkpoint)
+    config = json.loads(state["config"])
+    pm = pm or get_plugin_manager()
+    encoders = pm.registry.specs["encoders"]
+    with_hf = sorted(n for n, spec in encoders.items() if getattr(spec, "hf_export", None) is not None)
+    for task, name in zip(config["tasks"], names):
+        spec = encoders.get(task["encoder"]["name"])
+        if spec is None or spec.hf_export is None:
+            raise OmnisslError(
+                f"export --format hf: task {name!r} uses encoder {task['encoder']['name']!r}, which has no HF transformers "
+                f"counterpart (encoders with one: {', '.join(with_hf) or 'none installed'}); use --format safetensors"
+            )
+    out = Path(out_dir)
+    if out.exists() and not out.is_dir():
+        raise OmnisslError(f"export: {out} is a file; give -o a folder (it is created if missing)")
+    existing = [n for n in names if (out / n / "config.json").exists()]
+    if existing and not force:
+        raise OmnisslError(f"export: {out} already holds an HF export of {', '.join(existing)}; pass --force to overwrite, or -o another folder")
+    with tempfile.TemporaryDirectory(prefix="omnissl-export-") as scratch:  # whatever building the run writes stays out of the run folder
+        trainer = Trainer(load_config(config, [f"logging.out_dir={scratch}", "logging.progress=false"], pm), pm)
+        trainer.model.load_state_dict(state["model"])
+        written = []
+        try:
+            for task, name in zip(config["tasks"], names):
+                module = trainer.model.tasks[name]
+                folder = out / name
+                folder.mkdir(parents=True, exist_ok=True)
+                encoders[task["encoder"]["name"]].hf_export(module.encoder.cpu().eval(), folder, module.objective.cpu())
+                written.append(folder)
+        except OSError as exc:
+            raise storage_error(exc, out) from None
     return written

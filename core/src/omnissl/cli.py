@@ -1,7 +1,7 @@
 """The ``omnissl`` command line.
 
 Commands: ``pretrain CONFIG [key.path=value ...]``, ``validate CONFIG``, ``evaluate CHECKPOINT``,
-``plugins [--json]``, ``configs list|copy``, ``config schema``, ``export CHECKPOINT``, ``bench CONFIG``. User mistakes, bad
+``plugins [--json]``, ``configs list|copy``, ``config schema``, ``export CHECKPOINT [--format hf|safetensors]``, ``bench CONFIG``. User mistakes, bad
 data, damaged checkpoints and disk faults (full, read-only) print one clear message (no traceback) and exit
 with status 2; an interrupted run exits with ``128 + signal`` after writing a checkpoint.
 """
@@ -133,8 +133,13 @@ def cmd_config_schema(args) -> int:
 
 
 def cmd_export(args) -> int:
-    from omnissl.checkpoint import export_encoders
+    from omnissl.checkpoint import export_encoders, export_hf
 
+    if args.format == "hf":
+        out = args.output or str(Path(args.checkpoint).parent.parent / "export-hf")
+        for path in export_hf(args.checkpoint, out, force=args.force, pm=_manager(args)):
+            print(f"wrote {path} (load it with transformers.AutoModel.from_pretrained({str(path)!r}))")
+        return 0
     out = args.output or str(Path(args.checkpoint).parent.parent / "export")
     for path in export_encoders(args.checkpoint, out, force=args.force):
         print(f"wrote {path}")
@@ -215,9 +220,11 @@ def build_parser(pm=None) -> argparse.ArgumentParser:
     s.add_argument("-o", "--output")
     s.set_defaults(func=cmd_config_schema)
 
-    p = sub.add_parser("export", help="export encoder weights to safetensors with the config beside them")
+    p = sub.add_parser("export", help="export encoder weights: safetensors with the config beside them, or HF transformers folders")
     p.add_argument("checkpoint")
     p.add_argument("-o", "--output")
+    p.add_argument("--format", choices=("safetensors", "hf"), default="safetensors",
+                   help="hf: one transformers folder per task (AutoModel.from_pretrained loads it), for encoders with an HF counterpart")
     p.add_argument("--force", action="store_true", help="overwrite an earlier export in the output folder")
     p.set_defaults(func=cmd_export)
 

@@ -142,9 +142,20 @@ class DatasetSpec(ComponentSpec):
 
 @dataclass(frozen=True, kw_only=True)
 class EncoderSpec(ComponentSpec):
-    """An encoder factory: ``factory(config, ctx) -> Encoder``."""
+    """An encoder factory: ``factory(config, ctx) -> Encoder``.
+
+    ``hf_export(encoder, directory, objective) -> Path`` (optional): write the run's trained ``encoder`` as
+    a local HF transformers checkpoint in ``directory`` that ``transformers.AutoModel.from_pretrained``
+    loads with equal outputs; ``objective`` is the task's objective, for what the HF class keeps beside
+    the encoder (wav2vec 2.0's mask embedding). ``omnissl export --format hf`` calls it; an encoder
+    without one has no HF counterpart. Raise an :class:`~omnissl.errors.OmnisslError` saying why when a
+    particular configuration cannot be expressed. Example (the speech plugin)::
+
+        EncoderSpec(name="speech.wav2vec2", config=Wav2Vec2Config, factory=wav2vec2_encoder, hf_export=hf.export_hf)
+    """
 
     kind: ClassVar[str] = "encoder"
+    hf_export: Callable[[Any, Path, Any], Path] | None = None
 
 
 @dataclass(frozen=True, kw_only=True)

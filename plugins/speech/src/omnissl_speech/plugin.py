@@ -66,11 +66,11 @@ def omnissl_datasets():
 
 @hookimpl
 def omnissl_encoders():
-    from omnissl_speech import encoders
+    from omnissl_speech import encoders, hf
 
     yield EncoderSpec(name="speech.frame_transformer", config=encoders.FrameTransformerConfig, factory=encoders.frame_transformer,
                       summary="TERA-style transformer over feature frames (core trunk), masked-mean utterance embedding.")
-    yield EncoderSpec(name="speech.wav2vec2", config=encoders.Wav2Vec2Config, factory=encoders.wav2vec2_encoder,
+    yield EncoderSpec(name="speech.wav2vec2", config=encoders.Wav2Vec2Config, factory=encoders.wav2vec2_encoder, hf_export=hf.export_hf,
                       summary="wav2vec 2.0 conv waveform encoder (torchaudio) + conv positions + core trunk.")
 
 

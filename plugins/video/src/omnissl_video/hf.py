@@ -4,7 +4,8 @@
 safetensors) that ``VideoMAEModel.from_pretrained`` (or ``VideoMAEForPreTraining`` with a decoder) loads;
 ``load_videomae(directory)`` builds a :class:`~omnissl_video.encoders.VideoViT` (and an
 :class:`~omnissl_video.objectives.decoder.MAEDecoder` when the checkpoint has one) from a local
-transformers directory. Nothing is downloaded; transformers is imported only inside these functions
+transformers directory; ``export_hf`` is the ``video.vit`` spec's ``hf_export`` behind ``omnissl export --format
+hf``. Nothing is downloaded; transformers is imported only inside these functions
 (install the ``omnissl-video[hf]`` extra).
 
 The two models compute the same function (``tests/plugins/video/test_hf_parity.py``):
@@ -121,6 +122,11 @@ def save_videomae(encoder: VideoViT, directory: str | Path, decoder: MAEDecoder 
     directory = Path(directory)
     to_hf(encoder, decoder).save_pretrained(directory)
     return directory
+
+
+def export_hf(encoder: VideoViT, directory: Path, objective=None) -> Path:
+    """``EncoderSpec.hf_export`` of ``video.vit``: a ``VideoMAEModel`` (the encoder alone; the objective is not needed)."""
+    return save_videomae(encoder, directory)
 
 
 def load_videomae(directory: str | Path) -> tuple[VideoViT, MAEDecoder | None]:

@@ -62,9 +62,9 @@ def omnissl_datasets():
 
 @hookimpl
 def omnissl_encoders():
-    from omnissl_video import encoders
+    from omnissl_video import encoders, hf
 
-    yield EncoderSpec(name="video.vit", config=encoders.VideoViTConfig, factory=encoders.video_vit,
+    yield EncoderSpec(name="video.vit", config=encoders.VideoViTConfig, factory=encoders.video_vit, hf_export=hf.export_hf,
                       summary="ViT over 2x16x16 tubelets with sin-cos positions (core SDPA trunk), micro to base.")
 
 
