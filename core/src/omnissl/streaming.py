@@ -201,3 +201,36 @@ class PackedRows:
         if os.preadv(self._fd, [data], int(self.offsets[i]) * self.row_bytes) != len(data):
             raise DataError(f"feature cache file {self.path} is shorter than its index says; delete {self.path.parent} to rebuild it")
         return np.frombuffer(data, dtype=self.dtype).reshape((n, *self.row_shape))
+
+
+class FixedRows:
+    """Rows of one fixed shape in a flat file (``N x row_shape``, C order): ``read(rows)`` gathers them with one ``pread`` each.
+
+    No per-row index is held (row ``i`` starts at ``i * row_bytes``), so memory does not grow with ``N``.
+    """
+
+    def __init__(self, path: Path, dtype: str, row_shape: tuple[int, ...]):
+        self.path, self.dtype, self.row_shape = Path(path), np.dtype(dtype), tuple(row_shape)
+        self.row_bytes = self.dtype.itemsize * int(np.prod(self.row_shape, dtype=np.int64))
+        self.num_rows = os.path.getsize(self.path) // self.row_bytes if self.row_bytes else 0
+        self._fd: int | None = None
+        self._pid = -1
+
+    def __getstate__(self) -> dict[str, Any]:
+        return {**self.__dict__, "_fd": None, "_pid": -1}
+
+    def __del__(self, _close=os.close, _getpid=os.getpid) -> None:
+        if self._fd is not None and self._pid == _getpid():
+            _close(self._fd)
+
+    def read(self, rows: Sequence[int]) -> np.ndarray:
+        out = np.empty((len(rows), *self.row_shape), dtype=self.dtype)
+        if not self.row_bytes or not len(rows):
+            return out
+        if self._pid != os.getpid():
+            self._fd, self._pid = os.open(self.path, os.O_RDONLY), os.getpid()
+        view = memoryview(out).cast("B")  # the output's bytes: each row is read straight into its place
+        for j, i in enumerate(rows):
+            if os.preadv(self._fd, [view[j * self.row_bytes : (j + 1) * self.row_bytes]], int(i) * self.row_bytes) != self.row_bytes:
+                raise DataError(f"feature cache file {self.path} is shorter than its row {i}; delete {self.path.parent} to rebuild it")
+        return out

@@ -24,6 +24,7 @@ from torch import Tensor
 from omnissl.device import move_to_device
 from omnissl.errors import ConfigError, DataError
 from omnissl.specs import BuildContext, ComponentConfig
+from omnissl.streaming import StreamingFields, choose_in_memory
 from omnissl_tabular.reader import DEFAULT_MISSING, infer_kind, parse_numeric, read_table
 from omnissl_tabular.schema import TableSchema
 
@@ -164,8 +165,9 @@ def build_source(
     return TableSource(num, cat, labels, kinds, split_tensors, schema, pretrain_on)
 
 
-class CSVTableConfig(ComponentConfig):
-    """``tabular.csv``: a CSV or Parquet table with a header row.
+class CSVTableConfig(StreamingFields):
+    """``tabular.csv``: a CSV or Parquet table with a header row (and ``in_memory``, ``memory_budget_gb``,
+    ``cache_dir``: a table that does not fit is read in chunks into a row cache, :mod:`omnissl_tabular.stream`).
 
     Attributes:
         path: the table (train split, and val/test when ``test_path`` is not given).
@@ -205,6 +207,12 @@ def csv_source(cfg: CSVTableConfig, ctx: BuildContext | None = None) -> TableSou
     missing = [key for key, value in (("path", cfg.path), ("target", targets and all(targets))) if not value]
     if missing:
         raise ConfigError([f"data.{key}: required for tabular.csv (the table file and its target column)" for key in missing])
+    if cfg.in_memory is not True:
+        from omnissl_tabular import stream
+
+        in_memory, decision = choose_in_memory(cfg.in_memory, stream.estimated_bytes(cfg), cfg.memory_budget_gb)
+        if not in_memory:
+            return stream.build_lazy(cfg, targets, decision)
     frame, lines = read_table(cfg.path, tuple(cfg.missing_values), cfg.delimiter)
     if cfg.test_path is not None:
         test, test_lines = read_table(cfg.test_path, tuple(cfg.missing_values), cfg.delimiter)
