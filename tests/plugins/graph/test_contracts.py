@@ -19,3 +19,10 @@ def test_every_module_moves_to_a_device():
         spec = registry.specs["modalities"][modality]
         for name in spec.views:
             registry.get("view_generators", name).build({}, BuildContext(data=spec.example_data())).to("cpu")
+
+
+def test_every_graph_dataset_is_built_from_its_example():
+    pm = PluginManager()
+    ran = check_plugin(pm, "graph")
+    names = [n for n, s in pm.registry.specs["datasets"].items() if s.provider.plugin == "graph"]
+    assert len(names) == 5 and all(f"dataset[{n}]" in ran for n in names)

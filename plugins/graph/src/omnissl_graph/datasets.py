@@ -267,7 +267,9 @@ def load_tu(cfg: TUConfig, ctx: BuildContext | None = None) -> GraphSetSource:
         y = torch.unique(y, return_inverse=True)[1]
     print(f"graph.tu: loaded {cfg.dataset} from {raw}: {len(graphs)} graphs, {num_nodes} nodes, {int(y.max()) + 1} classes; "
           f"{x.shape[1]} node features: {described}")
-    return GraphSetSource(graphs, labels={"class": y})
+    source = GraphSetSource(graphs, labels={"class": y})
+    source.feature_note = described  # what the node features are, for describe()
+    return source
 
 
 def tu_node_features(data, sizes: dict, targets: Tensor, num_nodes: int, cfg: TUConfig) -> tuple[Tensor, str]:

@@ -58,18 +58,20 @@ def omnissl_modalities():
 
 @hookimpl
 def omnissl_datasets():
-    from omnissl_graph import datasets
+    from omnissl_graph import datasets, examples
 
-    yield DatasetSpec(name="graph.planetoid", modality="graph.nodes", config=datasets.PlanetoidConfig, factory=datasets.load_planetoid,
+    yield DatasetSpec(name="graph.planetoid", modality="graph.nodes", config=datasets.PlanetoidConfig, factory=datasets.load_planetoid, example=examples.write_planetoid,
                       summary="Planetoid citation graph (Cora/CiteSeer/PubMed) from PyG raw files, public split.")
-    yield DatasetSpec(name="graph.tu", modality="graph.graphs", config=datasets.TUConfig, factory=datasets.load_tu,
+    yield DatasetSpec(name="graph.tu", modality="graph.graphs", config=datasets.TUConfig, factory=datasets.load_tu, example=examples.write_tu,
                       summary="TU benchmark graph set (MUTAG, PROTEINS, ...) from its raw directory.")
-    yield DatasetSpec(name="graph.edge_list", modality="graph.nodes", config=datasets.EdgeListConfig, factory=datasets.load_edge_list,
+    yield DatasetSpec(name="graph.edge_list", modality="graph.nodes", config=datasets.EdgeListConfig, factory=datasets.load_edge_list, example=examples.write_edge_list,
                       summary="One graph from an edge list (CSV/NPY), node features and labels.")
     yield DatasetSpec(name="graph.sbm", modality="graph.nodes", config=datasets.SBMConfig, factory=datasets.generate_sbm,
+                      example=lambda folder: {"num_nodes": 40, "num_features": 8, "holdout_edges": 0.1},
                       summary="Generated stochastic block model with community labels (no files needed).")
     yield DatasetSpec(name="graph.synthetic_graphs", modality="graph.graphs", config=datasets.SyntheticGraphsConfig,
-                      factory=datasets.generate_graphs, summary="Generated rings vs two-community graphs (no files needed).")
+                      factory=datasets.generate_graphs, example=lambda folder: {"num_graphs": 8},
+                      summary="Generated rings vs two-community graphs (no files needed).")
 
 
 @hookimpl

@@ -27,6 +27,14 @@ def _segment_arange(counts: Tensor) -> Tensor:
     return torch.arange(int(counts.sum()), device=counts.device) - torch.repeat_interleave(starts, counts)
 
 
+def _labels_and_splits(labels: dict[str, Tensor], splits: dict[str, Tensor]) -> str:
+    """``label 'class': 7 classes; splits train 140 / val 500 / test 1,000`` (or ``no splits``)."""
+    classes = "; ".join(f"label {k!r}: {int(v.max()) + 1} classes" for k, v in labels.items()) or "no labels"
+    order = sorted(splits, key=lambda k: ("train", "val", "test").index(k) if k in ("train", "val", "test") else 3)
+    sizes = " / ".join(f"{k} {int(splits[k].numel()):,}" for k in order)
+    return f"{classes}; " + (f"splits {sizes}" if sizes else "no splits (graph probes use k-fold cross-validation)")
+
+
 class NodeGraphSource:
     """One graph for node-level training and probing.
 
@@ -66,6 +74,13 @@ class NodeGraphSource:
 
     def surface_features(self) -> Tensor:
         return self.data.x.float()
+
+    def describe(self) -> str:
+        """One line for the start of a run: nodes, edges, features, classes and split sizes of the graph."""
+        held = f", {int(self.heldout_edges.shape[1]):,} held out for link prediction" if self.heldout_edges is not None and self.heldout_edges.numel() else ""
+        note = f" ({self.feature_note})" if getattr(self, "feature_note", "") else ""
+        return (f"one graph: {self.num_nodes:,} nodes, {int(self.data.edge_index.shape[1]):,} directed edges{held}; "
+                f"{self.num_features} node features{note}; {_labels_and_splits(self.labels, self.splits)}")
 
 
 class NeighborSampledSource(NodeGraphSource):
@@ -182,3 +197,10 @@ class GraphSetSource:
 
         s = self.store
         return torch.cat([global_add_pool(s.x.float(), s.batch), global_mean_pool(s.x.float(), s.batch)], dim=1)
+
+    def describe(self) -> str:
+        """One line for the start of a run: graphs, mean nodes and edges per graph, features, classes, splits."""
+        note = f" ({self.feature_note})" if getattr(self, "feature_note", "") else ""
+        return (f"{len(self):,} graphs, {float(self.num_nodes_per.float().mean()):.1f} nodes and "
+                f"{float(self.num_edges_per.float().mean()):.1f} directed edges per graph on average; "
+                f"{self.num_features} node features{note}; {_labels_and_splits(self.labels, self.splits)}")
