@@ -18,6 +18,8 @@ def test_contract_suite():
     ran = check_plugin(PluginManager(), "recsys")
     for name in ("recsys.bpr", "recsys.sgl", "recsys.simgcl", "recsys.xsimgcl", "recsys.two_tower", "recsys.bm3"):
         assert f"objective[{name}]" in ran
+    for name in ("recsys.movielens", "recsys.csv", "recsys.sparse", "recsys.generated"):  # each built from its example files
+        assert f"dataset[{name}]" in ran
 
 
 @pytest.fixture(scope="module")

@@ -37,16 +37,17 @@ def omnissl_modalities():
 
 @hookimpl
 def omnissl_datasets():
-    from omnissl_recsys import datasets
+    from omnissl_recsys import datasets, examples
 
     mod = "recsys.interactions"
-    yield DatasetSpec(name="recsys.movielens", modality=mod, config=datasets.MovieLensConfig, factory=datasets.load_movielens,
+    yield DatasetSpec(name="recsys.movielens", modality=mod, config=datasets.MovieLensConfig, factory=datasets.load_movielens, example=examples.movielens_example,
                       summary="MovieLens ratings >= threshold, per-user hold-out; item fields genres, top tags, decade.")
-    yield DatasetSpec(name="recsys.csv", modality=mod, config=datasets.CSVConfig, factory=datasets.load_csv,
+    yield DatasetSpec(name="recsys.csv", modality=mod, config=datasets.CSVConfig, factory=datasets.load_csv, example=examples.csv_example,
                       summary="Any CSV interaction log (user, item, optional rating/timestamp), per-user hold-out.")
-    yield DatasetSpec(name="recsys.sparse", modality=mod, config=datasets.SparseConfig, factory=datasets.load_sparse,
+    yield DatasetSpec(name="recsys.sparse", modality=mod, config=datasets.SparseConfig, factory=datasets.load_sparse, example=examples.write_sparse,
                       summary="Pre-split scipy.sparse user x item matrices (.npz), optional dense item features.")
     yield DatasetSpec(name="recsys.generated", modality=mod, config=datasets.GeneratedConfig, factory=datasets.generate,
+                      example=lambda folder: {"num_users": 30, "num_items": 40, "interactions_per_user": 8},
                       summary="Generated latent-factor interactions with power-law item popularity and item categories/tags.")
 
 
