@@ -42,13 +42,14 @@ def omnissl_modalities():
 @hookimpl
 def omnissl_datasets():
     from omnissl_tabular.datasets import CSVTableConfig, SklearnTableConfig, csv_source, sklearn_source
+    from omnissl_tabular.examples import sklearn_example, write_csv
 
     yield DatasetSpec(
-        name="tabular.csv", modality="tabular.rows", config=CSVTableConfig, factory=csv_source,
+        name="tabular.csv", modality="tabular.rows", config=CSVTableConfig, factory=csv_source, example=write_csv,
         summary="CSV or Parquet table with schema inference, train-only scaling and an optional separate test file.",
     )
     yield DatasetSpec(
-        name="tabular.sklearn", modality="tabular.rows", config=SklearnTableConfig, factory=sklearn_source,
+        name="tabular.sklearn", modality="tabular.rows", config=SklearnTableConfig, factory=sklearn_source, example=sklearn_example,
         summary="scikit-learn's bundled tables (breast_cancer, wine, digits); no download.",
     )
 
