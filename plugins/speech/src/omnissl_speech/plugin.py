@@ -52,15 +52,16 @@ def omnissl_modalities():
 
 @hookimpl
 def omnissl_datasets():
-    from omnissl_speech import datasets
+    from omnissl_speech import datasets, examples
 
-    yield DatasetSpec(name="speech.folder", modality=MODALITY, config=datasets.FolderConfig, factory=datasets.folder_source,
+    yield DatasetSpec(name="speech.folder", modality=MODALITY, config=datasets.FolderConfig, factory=datasets.folder_source, example=examples.folder_example,
                       summary="A folder of audio files (soundfile), labels from a file-name pattern.")
-    yield DatasetSpec(name="speech.manifest", modality=MODALITY, config=datasets.ManifestConfig, factory=datasets.manifest_source,
+    yield DatasetSpec(name="speech.manifest", modality=MODALITY, config=datasets.ManifestConfig, factory=datasets.manifest_source, example=examples.manifest_example,
                       summary="Audio files listed in a CSV/JSONL manifest with optional labels and split.")
-    yield DatasetSpec(name="speech.fsdd", modality=MODALITY, config=datasets.FSDDConfig, factory=datasets.fsdd_source,
+    yield DatasetSpec(name="speech.fsdd", modality=MODALITY, config=datasets.FSDDConfig, factory=datasets.fsdd_source, example=examples.fsdd_example,
                       summary="Free Spoken Digit Dataset, official split (index 0-4 test), digit and speaker labels.")
     yield DatasetSpec(name="speech.synthetic", modality=MODALITY, config=datasets.SyntheticConfig, factory=datasets.synthetic_source,
+                      example=lambda folder: {"num_utterances": 8},
                       summary="Generated vowel-like utterances (harmonic source + formants), vowel and speaker labels.")
 
 
