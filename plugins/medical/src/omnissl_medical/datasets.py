@@ -22,6 +22,7 @@ from torch import Tensor
 
 from omnissl.errors import DataError
 from omnissl.specs import BuildContext, ComponentConfig
+from omnissl.streaming import StreamingFields, choose_in_memory
 from omnissl_medical.curation import CurationConfig, near_duplicate_slices, near_duplicate_volumes
 from omnissl_medical.nifti import VolumePreprocessing, preprocess
 
@@ -179,8 +180,9 @@ def load_medmnist3d(cfg: MedMNIST3DConfig, ctx: BuildContext | None = None) -> V
 
 
 # ---------------------------------------------------------------------------------------------- NIfTI
-class NiftiFolderConfig(ComponentConfig):
-    """A folder of ``.nii`` / ``.nii.gz`` volumes, with optional labels.
+class NiftiFolderConfig(StreamingFields):
+    """A folder of ``.nii`` / ``.nii.gz`` volumes, with optional labels (and ``in_memory``, ``memory_budget_gb``,
+    ``cache_dir``: volumes that do not fit are preprocessed once into a cache, :mod:`omnissl_medical.lazy`).
 
     Attributes:
         path: the folder (required); searched recursively when ``recursive`` (default ``False``).
@@ -247,6 +249,20 @@ def load_nifti_folder(cfg: NiftiFolderConfig, ctx: BuildContext | None = None) -
     if not files:
         raise DataError(f"data.path: {folder} holds no .nii or .nii.gz files{' (recursive: false)' if not cfg.recursive else ''}")
     table, label_columns = read_label_csv(Path(cfg.labels_csv)) if cfg.labels_csv else ({}, [])
+    if cfg.in_memory is not True:
+        from omnissl_medical import lazy
+
+        in_memory, decision = choose_in_memory(cfg.in_memory, lazy.estimated_bytes(files, cfg), cfg.memory_budget_gb)
+        if not in_memory:
+            if cfg.curation is not None:
+                raise DataError("medical.nifti: data.curation needs the volumes in memory; set data.in_memory: true or remove data.curation")
+            missing = [p.name for p in files if cfg.labels_csv and _stem(p.name) not in table]
+            if missing:
+                raise DataError(f"{folder / missing[0]}: no row for this file in {cfg.labels_csv}; add a row '{_stem(missing[0])},<label>' or move the file out of the folder")
+            names = [p.name for p in files]
+            source = lazy.build_lazy(cfg, files, _nifti_labels(names, table, label_columns), _nifti_splits(names, table, len(files), cfg), decision)
+            print(f"medical.nifti: {len(files)} files from {folder}: {source.describe()}")
+            return source
     arrays, names = [], []
     slices_kept = slices_total = 0
     for path in files:
@@ -269,14 +285,7 @@ def load_nifti_folder(cfg: NiftiFolderConfig, ctx: BuildContext | None = None) -
     if len(channels) > 1:
         raise DataError(f"{folder}: files have different channel counts {sorted(channels)}; " + ", ".join(f"{n}: {a.shape[0]}" for n, a in zip(names, arrays)))
     volumes = torch.stack(arrays)
-    labels: dict[str, Tensor] = {}
-    for column in label_columns:
-        values = [table[_stem(n)][column] for n in names]
-        try:
-            labels[column] = torch.tensor([int(float(v)) for v in values])
-        except ValueError:
-            classes = sorted(set(values))
-            labels[column] = torch.tensor([classes.index(v) for v in values])
+    labels = _nifti_labels(names, table, label_columns)
     splits = _nifti_splits(names, table, len(arrays), cfg)
     source = VolumeSource(volumes, labels, splits, names, cfg.pretrain_split, 1.0, cfg.surface_size)
     print(f"medical.nifti: loaded {len(files)} files from {folder}: {source.describe()}; "
@@ -287,6 +296,18 @@ def load_nifti_folder(cfg: NiftiFolderConfig, ctx: BuildContext | None = None) -
     elif cfg.curation is not None:
         _apply_volume_curation(source, cfg.curation, "medical.nifti")
     return source
+
+
+def _nifti_labels(names: list[str], table: dict, label_columns: list[str]) -> dict[str, Tensor]:
+    labels: dict[str, Tensor] = {}
+    for column in label_columns:
+        values = [table[_stem(n)][column] for n in names]
+        try:
+            labels[column] = torch.tensor([int(float(v)) for v in values])
+        except ValueError:
+            classes = sorted(set(values))
+            labels[column] = torch.tensor([classes.index(v) for v in values])
+    return labels
 
 
 def _nifti_splits(names: list[str], table: dict, n: int, cfg: NiftiFolderConfig) -> dict[str, Tensor]:
