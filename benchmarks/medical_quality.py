@@ -38,6 +38,16 @@ PAPER = {
 }
 
 
+def merged(evals: dict[str, dict[str, float]]) -> dict[str, float]:
+    """Metrics of every ``auc_probe*`` evaluation; those of ``auc_probe_<readout>`` get ``<readout>:`` in front."""
+    out = {}
+    for name, metrics in evals.items():
+        if name.startswith("auc_probe"):
+            prefix = name.removeprefix("auc_probe").lstrip("_")
+            out.update({f"{prefix}:{k}" if prefix else k: v for k, v in metrics.items()})
+    return out
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--config", default="vesselmnist3d_mae3d.yaml", help="a shipped config name or a path")
@@ -53,14 +63,15 @@ def main() -> None:
     per_seed = []
     for seed in args.seeds if args.collect else []:
         lines = (Path(args.out) / path.stem / f"seed{seed}" / "evals.jsonl").read_text().splitlines()
-        (last,) = [json.loads(line) for line in lines[-1:]]
-        per_seed.append({"seed": seed, "wall_s": None, "metrics": last["metrics"]})
+        records = [json.loads(line) for line in lines]
+        last_step = records[-1]["step"]
+        per_seed.append({"seed": seed, "wall_s": None, "metrics": merged({r["name"]: r["metrics"] for r in records if r["step"] == last_step})})
     for seed in [] if args.collect else args.seeds:
         start = time.perf_counter()
         result = run_config(path, overrides=[f"seed={seed}", f"logging.out_dir={args.out}/{path.stem}/seed{seed}", *args.overrides])
-        (probe,) = [r for r in result.evals if r.name == "auc_probe"]
-        per_seed.append({"seed": seed, "wall_s": time.perf_counter() - start, "metrics": probe.metrics})
-        print(f"seed {seed}: {time.perf_counter() - start:.0f} s; " + ", ".join(f"{k}={v:.4f}" for k, v in probe.metrics.items() if k.endswith("/test_auc")), flush=True)
+        metrics = merged({r.name: r.metrics for r in result.evals})
+        per_seed.append({"seed": seed, "wall_s": time.perf_counter() - start, "metrics": metrics})
+        print(f"seed {seed}: {time.perf_counter() - start:.0f} s; " + ", ".join(f"{k}={v:.4f}" for k, v in metrics.items() if k.endswith("/test_auc")), flush=True)
     keys = sorted({k.rsplit("/", 1)[0] for s in per_seed for k in s["metrics"] if k.endswith("/test_auc")})
     summary = {}
     lines = ["| representation / head | test ROC-AUC (mean ± std over seeds) | test balanced acc |", "|---|---|---|"]

@@ -245,7 +245,8 @@ def _mean_std(values: list[float]) -> tuple[float, float]:
 
 
 class AUCProbe:
-    """Callable evaluator: ``probe(run) -> EvalResult`` named ``auc_probe``.
+    """Callable evaluator: ``probe(run) -> EvalResult`` named ``auc_probe`` (``auc_probe_stages`` with ``readout: stages``,
+    so one run can list both).
 
     Metrics: ``{representation}/{head}/{test_auc,test_auc_std,test_balanced_acc,test_balanced_acc_std,val_auc}``
     (and ``test_auc_class_<k>`` for multi-class labels); representation names use ``_`` for spaces.
@@ -307,7 +308,7 @@ class AUCProbe:
                 results.append(train_supervised(encoder, data, y, splits, cfg.supervised_epochs, run.seed + s,
                                                 batch_size=cfg.supervised_batch_size, lr=cfg.supervised_lr))
             record("supervised (scratch)", "end-to-end", results, int(run.encoder.output_dim))
-        return EvalResult(name="auc_probe", metrics=metrics, rows=rows)
+        return EvalResult(name="auc_probe" if cfg.readout == "pooled" else f"auc_probe_{cfg.readout}", metrics=metrics, rows=rows)
 
 
 def auc_probe(cfg: AUCProbeConfig, ctx: BuildContext) -> AUCProbe:
