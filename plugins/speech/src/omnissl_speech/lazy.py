@@ -99,15 +99,15 @@ class LazySpeechSource:
     def __init__(self, folder: Path, meta: dict[str, Any], cfg: SpeechDataConfig, labels: dict[str, Tensor], splits: dict[str, Tensor],
                  names: Sequence[str], classes: dict[str, list[str]], decision: str):
         self.folder, self.decision = folder, decision
-        self.frames = streaming.PackedRows(folder, meta["frames"])
-        self.waves = streaming.PackedRows(folder, meta["waves"]) if meta["waves"] else None
+        self.frame_rows = streaming.PackedRows(folder, meta["frames"])
+        self.wave_rows = streaming.PackedRows(folder, meta["waves"]) if meta["waves"] else None
         self._surface_layouts = meta["surfaces"]
         self.normalise = cfg.features.normalise
         self.mean = torch.tensor(meta["mean"], dtype=torch.float32)
         self.std = torch.tensor(meta["std"], dtype=torch.float32)
         self.labels, self.splits, self.classes = labels, splits, classes
         self.sample_rate, self.names = cfg.sample_rate, list(names)
-        self.num_utterances = len(self.frames)
+        self.num_utterances = len(self.frame_rows)
         if cfg.pretrain_split is not None and cfg.pretrain_split not in splits:
             raise DataError(f"pretrain_split {cfg.pretrain_split!r} is not a split of this corpus; choose one of {sorted(splits)} or null")
         self.pretrain_index = splits[cfg.pretrain_split] if cfg.pretrain_split else torch.arange(self.num_utterances)
@@ -115,11 +115,11 @@ class LazySpeechSource:
 
     @property
     def feature_dim(self) -> int:
-        return int(self.frames.row_shape[0])
+        return int(self.frame_rows.row_shape[0])
 
     @property
     def has_waveform(self) -> bool:
-        return self.waves is not None
+        return self.wave_rows is not None
 
     def __len__(self) -> int:
         return int(self.pretrain_index.numel())
@@ -129,7 +129,7 @@ class LazySpeechSource:
         return self.gather(self.pretrain_index[indices.cpu()])
 
     def _frames(self, i: int) -> Tensor:
-        raw = torch.from_numpy(self.frames.read(i))
+        raw = torch.from_numpy(self.frame_rows.read(i))
         if self.normalise == "global":
             return (raw - self.mean) / (self.std + EPS)
         if self.normalise == "utterance":
@@ -144,8 +144,8 @@ class LazySpeechSource:
         features = torch.nn.utils.rnn.pad_sequence(items, batch_first=True)
         padding = torch.arange(features.shape[1])[None, :] >= lengths[:, None]
         waveform = wave_lengths = None
-        if self.waves is not None:
-            waves = [torch.from_numpy(self.waves.read(i)) for i in rows]
+        if self.wave_rows is not None:
+            waves = [torch.from_numpy(self.wave_rows.read(i)) for i in rows]
             wave_lengths = torch.tensor([len(w) for w in waves], dtype=torch.long)
             waveform = torch.nn.utils.rnn.pad_sequence(waves, batch_first=True)
         return SpeechBatch(features=features, padding_mask=padding, waveform=waveform, waveform_lengths=wave_lengths)
@@ -170,7 +170,7 @@ class LazySpeechSource:
         return self
 
     def describe(self) -> str:
-        total_frames = int(self.frames.lengths.sum())
+        total_frames = int(self.frame_rows.lengths.sum())
         return (f"{self.num_utterances} utterances streamed from the feature cache {self.folder} "
                 f"({total_frames} frames, {self.sample_rate} Hz, waveforms {'kept' if self.has_waveform else 'not kept'}); {self.decision}")
 
