@@ -52,14 +52,15 @@ def omnissl_modalities():
 
 @hookimpl
 def omnissl_datasets():
-    from omnissl_medical import datasets
+    from omnissl_medical import datasets, examples
 
-    yield DatasetSpec(name="medical.medmnist3d", modality=MODALITY, config=datasets.MedMNIST3DConfig, factory=datasets.load_medmnist3d,
+    yield DatasetSpec(name="medical.medmnist3d", modality=MODALITY, config=datasets.MedMNIST3DConfig, factory=datasets.load_medmnist3d, example=examples.write_medmnist3d,
                       summary="A MedMNIST v2 3-D .npz (28³ or 64³) with its official train/val/test splits.")
     yield DatasetSpec(name="medical.nifti", modality=MODALITY, config=datasets.NiftiFolderConfig, factory=datasets.load_nifti_folder,
                       example=datasets.write_example_folder,
                       summary="A folder of .nii/.nii.gz (nibabel): reorientation, spacing, CT window or z-score, crop/pad; labels from a CSV.")
     yield DatasetSpec(name="medical.synthetic", modality=MODALITY, config=datasets.SyntheticVolumesConfig, factory=datasets.synthetic_volumes,
+                      example=lambda folder: {"num_volumes": 8, "size": 12},
                       summary="Generated blob vs tube volumes with labels (no files needed).")
 
 

@@ -57,6 +57,7 @@ def omnissl_datasets():
                       example=datasets.write_example_folder,
                       summary="Your videos (mp4/avi/mkv/webm) in class subfolders or a CSV manifest, decoded with PyAV.")
     yield DatasetSpec(name="video.moving_digits", modality=MODALITY, config=datasets.MovingDigitsConfig, factory=datasets.moving_digits,
+                      example=lambda folder: {"num_clips": 10, "num_frames": 4, "size": 32, "digit_size": 12},
                       summary="Generated clips of scikit-learn digits moving across a canvas; digit and direction labels.")
 
 
