@@ -50,3 +50,27 @@ def test_check_evaluator_rejects_non_finite_metrics():
     nan = EvaluatorSpec(name="demo.nan", config=NoConfig, factory=lambda cfg, ctx: lambda run: EvalResult("nan", {"acc": float("nan")}))
     with pytest.raises(AssertionError, match="finite"):
         check_evaluator(nan, modality, modality.encoders[0], pm.registry)
+
+
+def test_kit_checks_every_dataset_and_fails_one_without_an_example():
+    from omnissl import DatasetSpec, NoConfig, hookimpl
+    from omnissl.plugins import PluginManager
+    from omnissl.testing.contracts import check_plugin, modality_cases
+
+    class Plugin:
+        @hookimpl
+        def omnissl_datasets(self):
+            yield DatasetSpec(name="demo.no_example", config=NoConfig, factory=lambda cfg, ctx: None)
+
+    pm = PluginManager(autoload=False)
+    pm.register(Plugin(), name="demo")
+    assert "dataset[demo.no_example]" in [name for name, _, _ in modality_cases(pm, "demo")]
+    with pytest.raises(AssertionError, match="demo.no_example: DatasetSpec has no example"):
+        check_plugin(pm, "demo")
+
+
+def test_every_installed_dataset_gives_an_example():
+    from omnissl.plugins import PluginManager
+
+    missing = [name for name, spec in PluginManager().registry.specs["datasets"].items() if spec.example is None]
+    assert not missing, f"datasets the contract kit cannot build (no DatasetSpec.example): {missing}"
