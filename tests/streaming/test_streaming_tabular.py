@@ -75,3 +75,23 @@ def test_auto_streams_beyond_the_budget_and_bad_cells_name_the_line(tmp_path):
         datasets.csv_source(datasets.CSVTableConfig(**cfg, numeric=["price"], memory_budget_gb=1e-6))
     lazy = datasets.csv_source(datasets.CSVTableConfig(**cfg, drop=["price"], memory_budget_gb=1e-6))
     assert isinstance(lazy, LazyTableSource) and "exceeds data.memory_budget_gb" in lazy.describe()
+
+
+def test_hf_datasets_folder_is_a_table(tmp_path, monkeypatch):
+    """A local ``save_to_disk`` folder reads as the same table as its Parquet export, in memory and in chunks."""
+    datasets_hf = pytest.importorskip("datasets")
+    monkeypatch.setattr(stream, "CHUNK_ROWS", 50)
+    frame = _table(240)
+    frame["a"] = pd.to_numeric(frame["a"])  # Arrow needs typed columns; missing cells become nulls
+    hf = datasets_hf.Dataset.from_pandas(frame, preserve_index=False)
+    hf.save_to_disk(str(tmp_path / "hf"))
+    hf.to_parquet(str(tmp_path / "t.parquet"))
+    kw = {"target": "y", "val_fraction": 0.2, "test_fraction": 0.2}
+    parquet = datasets.csv_source(datasets.CSVTableConfig(path=str(tmp_path / "t.parquet"), **kw, in_memory=True))
+    memory = datasets.csv_source(datasets.CSVTableConfig(path=str(tmp_path / "hf"), **kw, in_memory=True))
+    assert memory.schema.to_json() == parquet.schema.to_json()
+    assert torch.equal(memory.num, parquet.num) and torch.equal(memory.cat, parquet.cat)
+    _same(memory, datasets.csv_source(datasets.CSVTableConfig(path=str(tmp_path / "hf"), **kw, in_memory=False)))
+    datasets_hf.DatasetDict({"train": hf, "test": hf}).save_to_disk(str(tmp_path / "dict"))
+    with pytest.raises(DataError, match="holds several splits"):
+        datasets.csv_source(datasets.CSVTableConfig(path=str(tmp_path / "dict"), **kw))

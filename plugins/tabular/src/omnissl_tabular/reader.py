@@ -37,6 +37,9 @@ def iter_table(path: str | Path, missing_values: tuple[str, ...] = DEFAULT_MISSI
     chunk needs is in memory); CSV rows are checked against the header exactly as :func:`read_table` does.
     """
     path = Path(path)
+    if is_hf_dataset(path):
+        yield from _iter_hf(path, set(missing_values), chunk_rows)
+        return
     if not path.is_file():
         raise DataError(f"table file {path} does not exist; check the data.path / data.test_path of the run config")
     missing = set(missing_values)
@@ -87,6 +90,39 @@ def iter_table(path: str | Path, missing_values: tuple[str, ...] = DEFAULT_MISSI
                 rows, lines = [], []
     if rows or chunk_rows is None:
         yield pd.DataFrame(rows, columns=header, dtype=object), np.asarray(lines)
+
+
+def is_hf_dataset(path: Path) -> bool:
+    """A folder written by HF ``datasets``' ``save_to_disk`` (one split: ``state.json``; several: ``dataset_dict.json``)."""
+    return path.is_dir() and ((path / "state.json").is_file() or (path / "dataset_dict.json").is_file())
+
+
+def load_hf(path: Path):
+    """``datasets.load_from_disk(path)`` (memory-mapped Arrow, nothing downloaded); a folder of several splits is refused."""
+    try:
+        from datasets import Dataset, load_from_disk
+    except ImportError as err:
+        raise DataError(f"{path} is a HF datasets folder; reading it needs the 'datasets' package: pip install 'omnissl-tabular[hf]'") from err
+    ds = load_from_disk(str(path))
+    if not isinstance(ds, Dataset):
+        raise DataError(f"{path} holds several splits {sorted(ds)}; point data.path at one of them ({path}/<split>) and data.test_path at another")
+    return ds
+
+
+def _iter_hf(path: Path, missing: set[str], chunk_rows: int | None):
+    """Rows of a saved HF dataset as object frames, ``chunk_rows`` at a time (Arrow record batches, memory-mapped)."""
+    ds = load_hf(path)
+    size = chunk_rows or max(1, ds.num_rows)
+    start = 0
+    for batch in ds.with_format("arrow").iter(batch_size=size):
+        frame = batch.to_pandas().astype(object)
+        frame = frame.where(frame.notna(), None)
+        for col in frame.columns:
+            frame[col] = [None if (isinstance(v, str) and v.strip() in missing) else v for v in frame[col].tolist()]
+        yield frame, np.arange(start + 1, start + len(frame) + 1)
+        start += len(frame)
+    if start == 0:
+        raise DataError(f"{path}: the HF dataset has no rows")
 
 
 def parse_numeric(frame: pd.DataFrame, column: str, path: str | Path, lines: np.ndarray) -> pd.Series:

@@ -30,7 +30,7 @@ from torch import Tensor
 from omnissl import streaming
 from omnissl.errors import DataError
 from omnissl_tabular.datasets import MAX_CLASSES, TableSource, _split
-from omnissl_tabular.reader import iter_table, parse_numeric
+from omnissl_tabular.reader import is_hf_dataset, iter_table, load_hf, parse_numeric
 from omnissl_tabular.schema import CategoricalColumn, TableSchema
 
 CHUNK_ROWS = 65536
@@ -47,9 +47,14 @@ def _is_parquet(path: str) -> bool:
 
 
 def estimated_bytes(cfg) -> float:
-    """The in-memory path's object frame: ``rows x columns x BYTES_PER_CELL`` (Parquet metadata), or 10x a CSV's size."""
+    """The in-memory path's object frame: ``rows x columns x BYTES_PER_CELL`` (Parquet and HF datasets
+    metadata), or 10x a CSV's size."""
     total = 0.0
     for path in _files(cfg):
+        if is_hf_dataset(Path(path)):
+            ds = load_hf(Path(path))
+            total += ds.num_rows * len(ds.column_names) * BYTES_PER_CELL
+            continue
         if not Path(path).is_file():
             raise DataError(f"table file {path} does not exist; check the data.path / data.test_path of the run config")
         if _is_parquet(path):
@@ -63,6 +68,8 @@ def estimated_bytes(cfg) -> float:
 
 
 def _count(cfg, path: str) -> int:
+    if is_hf_dataset(Path(path)):
+        return load_hf(Path(path)).num_rows
     if _is_parquet(path):
         import pyarrow.parquet as pq
 
@@ -308,7 +315,8 @@ class LazyTableSource(TableSource):
 
 def build_lazy(cfg, targets: list[str], decision: str) -> LazyTableSource:
     """The lazy counterpart of ``datasets.csv_source`` (same splits, schema, encoding and labels)."""
-    files = [Path(p) for p in _files(cfg)]
+    # a HF datasets folder is keyed by every file in it (its Arrow shards and state.json)
+    files = [f for p in map(Path, _files(cfg)) for f in (sorted(x for x in p.rglob("*") if x.is_file()) if p.is_dir() else [p])]
     settings = cfg.model_dump(exclude={"in_memory", "memory_budget_gb", "cache_dir", "pretrain_on", "path", "test_path"})
     folder, meta, built = streaming.open_or_build("tabular", streaming.file_fingerprint(files), settings,
                                                   lambda tmp: _write_cache(tmp, cfg, targets), cfg.cache_dir)
