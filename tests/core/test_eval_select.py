@@ -55,6 +55,7 @@ def test_best_checkpoint_is_the_argmax_of_the_validation_metric(toy_config, tmp_
     best = json.loads((result.out_dir / "best.json").read_text())
     assert best["select"] == "toy/stepwise/val_acc" and best["mode"] == "max" and best["step"] == 4
     assert best["metrics"]["toy/stepwise/test_acc"] == pytest.approx(0.04)  # the test metric at that evaluation
+    assert best["test"] == {"toy/stepwise/test_acc": pytest.approx(0.04), "toy/stepwise/loss": pytest.approx(0.1)}  # no val_*
     assert result.best == best and result.step == 10  # no patience: the run trains to the end
     out = " ".join(capsys.readouterr().err.split())  # the run's log goes to stderr, wrapped to the terminal
     assert "best evaluation by toy/stepwise/val_acc (max): step 4" in out and "toy/stepwise/test_acc = 0.04" in out

@@ -117,7 +117,7 @@ def test_run_probes_reports_an_unconverged_head_in_metrics_and_rows():
     run = _toy_run()
     cut = run_probes(run, "class", "linear", seeds=2, epochs=1)
     assert all(cut.metrics[f"{rep}/converged"] == 0.0 for rep in ("encoder", "surface", "random"))
-    assert all(r["converged"] == "0/2 (not converged: stopped at the epoch or iteration limit)" for r in cut.rows)
+    assert all(r["converged"] == "0/2 (2 stopped at the limit)" for r in cut.rows)
     done = run_probes(run, "class", "linear", seeds=1, epochs=50, weight_decays=(1e-2,))
     assert done.metrics["surface/converged"] == 1.0 and done.rows[1]["converged"] == "1/1"
     assert "±" not in done.rows[1]["test_acc"]  # one seed: no spread to print

@@ -110,7 +110,7 @@ def test_regression_probe_reports_rmse_in_target_units_and_standardised():
     assert m["raw_features/linear/val_rmse"] > 0  # the value eval.select watches
     assert m["raw_features/linear/converged"] in (0.0, 1.0)
     row = result.rows[0]
-    assert "±" not in row["rmse"] and row["converged"] in ("1/1", "0/1 (not converged: stopped at the epoch or iteration limit)")
+    assert "±" not in row["rmse"] and row["converged"] in ("1/1", "0/1 (1 stopped at the limit)")
 
 
 def test_shared_trunk_reference():
@@ -135,7 +135,7 @@ def test_probe_flags_heads_that_stop_at_their_epoch_limit():
     run = EvalRun(encoder=encoder, data=source, device=torch.device("cpu"), random_encoder=lambda: build()[1])
     cut = TabularProbe(TabularProbeConfig(heads=["linear"], seeds=2, epochs=1, patience=5, baselines=[]))(run)
     assert cut.metrics["pretrained/linear/converged"] == 0.0  # one epoch: early stopping never had its say
-    assert cut.rows[0]["converged"] == "0/2 (not converged: stopped at the epoch or iteration limit)"
+    assert cut.rows[0]["converged"] == "0/2 (2 stopped at the limit)"
     assert 0.0 <= cut.metrics["pretrained/linear/val_accuracy"] <= 1.0
     done = TabularProbe(TabularProbeConfig(heads=["linear"], seeds=1, epochs=200, patience=1, baselines=[]))(run)
     assert done.metrics["pretrained/linear/converged"] == 1.0 and done.rows[0]["converged"] == "1/1"

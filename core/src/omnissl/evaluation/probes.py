@@ -152,9 +152,9 @@ def settled(previous: float, last: float, tolerance: float = SETTLED) -> bool:
 
 
 def convergence_note(converged: list[float]) -> str:
-    """``"3/3"`` heads converged, or ``"1/3 (not converged: ...)"`` when some stopped at their epoch or iteration limit."""
+    """``"3/3"`` heads converged, or ``"1/3 (2 stopped at the limit)"`` when some stopped at their epoch or iteration limit."""
     done = sum(1 for c in converged if c >= 0.5)
-    return f"{done}/{len(converged)}" + ("" if done == len(converged) else " (not converged: stopped at the epoch or iteration limit)")
+    return f"{done}/{len(converged)}" + ("" if done == len(converged) else f" ({len(converged) - done} stopped at the limit)")
 
 
 # ------------------------------------------------------------------------------------------ kNN
@@ -261,8 +261,8 @@ def run_probes(
     ``{representation}/{val_acc,test_acc,test_acc_std}`` for ``encoder``, ``surface`` and ``random`` and
     three rows ``{"representation", "val_acc", "test_acc", "dim"}`` (accuracies as ``"mean ± std"``, the
     spread left out for one seed). The linear probe adds ``{representation}/converged``, the share of its
-    seeds whose head converged (see :func:`linear_probe`), and a ``converged`` column such as ``"2/3 (not
-    converged: stopped at the epoch or iteration limit)"``.
+    seeds whose head converged (see :func:`linear_probe`), and a ``converged`` column such as ``"2/3 (1 stopped
+    at the limit)"``.
     """
     if seeds < 1:
         raise ValueError(f"probe: seeds must be >= 1, got {seeds}")

@@ -75,18 +75,31 @@ class Selection:
         return self.patience is not None and self.stale >= self.patience
 
     def summary(self) -> dict[str, Any]:
-        """What ``best.json`` holds: the metric, its direction, the best step and value and every metric there."""
+        """What ``best.json`` holds: the metric, its direction, the best step and value, the test metrics beside
+        it (:meth:`held_out`) and every metric of that evaluation."""
         return {"select": self.key or self.metric, "mode": self.mode, "step": self.best_step, "value": self.best_value,
-                "checkpoint": "checkpoints/best.pt", "metrics": self.best_metrics}
+                "checkpoint": "checkpoints/best.pt", "test": self.held_out(), "metrics": self.best_metrics}
 
     def report(self) -> str:
         """One line for the end of a run: the best step and value, and the test metrics of that evaluation."""
         if self.best_step is None:
             return f"eval.select: no evaluation gave a finite {self.key or self.metric}; no best.pt was kept"
-        tests = {k: v for k, v in self.best_metrics.items() if "test" in k.rsplit("/", 1)[-1]}
-        shown = "; ".join(f"{k} = {v:.4g}" for k, v in tests.items()) or "(the evaluators report no test_* metric)"
+        shown = "; ".join(f"{k} = {v:.4g}" for k, v in self.held_out().items()) or "(none besides it)"
         return (f"best evaluation by {self.key} ({self.mode}): step {self.best_step}, {self.best_value:.4g} "
                 f"(checkpoints/best.pt, best.json); test metrics there: {shown}")
+
+    def held_out(self) -> dict[str, float]:
+        """The best evaluation's metrics beside the selected one: same evaluator and representation (the key
+        up to its last ``/``), leaving out validation scores (``val*``), spreads (``*_std``) and probe
+        settings (``converged``, ``weight_decay``, ``epoch``): ``encoder/test_acc`` for ``encoder/val_acc``,
+        ``pretrained/linear/accuracy`` for ``pretrained/linear/val_accuracy``."""
+        prefix = (self.key or self.metric).rsplit("/", 1)[0] + "/"
+
+        def held(key: str) -> bool:
+            last = key.rsplit("/", 1)[-1]
+            return not last.startswith("val") and not last.endswith("_std") and last not in ("converged", "weight_decay", "epoch")
+
+        return {k: v for k, v in self.best_metrics.items() if k.startswith(prefix) and held(k)}
 
     def state_dict(self) -> dict[str, Any]:
         return {"metric": self.metric, "key": self.key, "best_value": self.best_value, "best_step": self.best_step,

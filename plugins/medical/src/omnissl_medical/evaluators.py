@@ -19,7 +19,7 @@ multi-class: macro one-vs-rest, plus the per-class AUC) and ``balanced_accuracy_
 number is the mean ± std over ``seeds`` probe repetitions (head initialisation and, for the supervised
 baseline, the training order); one repetition prints no spread. ``val_auc`` is what ``eval.select`` should
 watch; ``converged`` is the share of the probe heads whose training loss had settled by their last epoch
-(see :func:`probe_head`), and a row says ``(not converged: ...)`` when some had not.
+(see :func:`probe_head`), and a row says ``2/3 (1 stopped at the limit)`` when some had not.
 """
 
 from __future__ import annotations

@@ -14,7 +14,7 @@ classification ``accuracy`` (test) and ``val_accuracy`` (at the epoch kept); reg
 the target's units), ``rmse_standardized`` (test, in the target's train standard deviations) and
 ``val_rmse`` (target units). ``val_*`` are what ``eval.select`` should watch. ``converged`` is the share of
 seeds whose head stopped by early stopping (``patience`` epochs without a better val score) rather than at
-the ``epochs`` limit; a row says ``2/3 (not converged: ...)`` when some did not.
+the ``epochs`` limit; a row says ``2/3 (1 stopped at the limit)`` when some did not.
 """
 
 from __future__ import annotations
