@@ -105,7 +105,7 @@ def _config(data: dict, kind: str, steps: int, workers: int, out: str) -> dict:
         task = {"name": "speech", "data": data, "encoder": {"name": "speech.frame_transformer", "dim": 64, "depth": 2, "heads": 4},
                 "views": {"name": "speech.tera_alteration"}, "objective": {"name": "speech.tera"}}
     else:
-        task = {"name": "table", "data": data, "encoder": {"name": "tabular.ft_transformer", "dim": 32, "depth": 2, "heads": 4},
+        task = {"name": "table", "data": data, "encoder": {"name": "tabular.transformer", "dim": 32, "depth": 2, "heads": 4},
                 "views": {"name": "tabular.tjepa_masking"}, "objective": {"name": "tabular.tjepa"}}
     return {"seed": 0, "tasks": [task], "engine": {"steps": steps, "batch_size": 32, "workers": workers, "device": "cpu",
             "optimizer": {"name": "adamw", "lr": 1e-3}}, "eval": {"every": None, "at_end": False},
@@ -142,6 +142,7 @@ def speech(args, work: Path) -> list[dict]:
         lazy = _speech_data(str(folder), False)
         built = _child(["--prepare", json.dumps(lazy)])
         rows.append({"case": "speech", "scale": scale, "files": args.base * scale, "path": "lazy: cache build", "workers": args.cache_workers, **built})
+        print(rows[-1], file=sys.stderr)
         for workers in args.workers:
             cfg = _config(lazy, "speech", args.steps, workers, str(work / f"run_speech_{scale}_{workers}"))
             rows.append({"case": "speech", "scale": scale, "files": args.base * scale, "path": "lazy", "workers": workers, **_child(["--run", json.dumps(cfg)])})
@@ -160,6 +161,7 @@ def tabular(args, work: Path) -> list[dict]:
         data = {"name": "tabular.csv", "path": str(path), "target": "y", "in_memory": "auto", "memory_budget_gb": args.table_budget_gb}
         built = _child(["--prepare", json.dumps(data)])
         rows.append({"case": "tabular", "scale": scale, "rows": args.table_rows * scale, "path": "cache build", "workers": 0, **built})
+        print(rows[-1], file=sys.stderr)
         for workers in args.workers:
             cfg = _config(data, "tabular", args.steps, workers, str(work / f"run_table_{scale}_{workers}"))
             rows.append({"case": "tabular", "scale": scale, "rows": args.table_rows * scale, "path": "auto", "workers": workers, **_child(["--run", json.dumps(cfg)])})
