@@ -536,25 +536,36 @@ class Trainer:
         """
         if self.selection is None:
             return False
-        stop = False
+        stop, error = False, None
         if self.rank == 0:
-            flat = {f"{r_task}/{r.name}/{k}": v for r_task, r in self._eval_tasks(results) for k, v in r.metrics.items()}
-            if self.selection.update(self.step, flat):
-                ckpt.save_atomic(self.state_dict(), self.out_dir / "checkpoints" / "best.pt")
-                try:
-                    (self.out_dir / "best.json").write_text(json.dumps(self.selection.summary(), indent=2, default=str))
-                except OSError as exc:
-                    raise storage_error(exc, self.out_dir / "best.json") from None
-            stop = self.selection.exhausted and self.step < self.total_steps
-            if stop:
-                self.logger.print(
-                    f"eval.patience: {self.selection.key} has not improved for {self.selection.stale} evaluations "
-                    f"(best {self.selection.best_value:.4g} at step {self.selection.best_step}); stopping early at step {self.step}"
-                )
+            try:
+                stop = self._select_on_rank0(results)
+            except OmnisslError as exc:  # the other ranks must hear of it, or they wait at the broadcast forever
+                error = exc
         if self.world > 1:
-            flag = torch.tensor([int(stop)], dtype=torch.int32, device=self.device)
+            flag = torch.tensor([2 if error is not None else int(stop)], dtype=torch.int32, device=self.device)
             dist.broadcast(flag, src=0)  # evaluation time only
+            if error is None and flag.item() == 2:
+                raise OmnisslError("rank 0 could not select the best evaluation (its message says why); this rank stops too")
             stop = bool(flag.item())
+        if error is not None:
+            raise error
+        return stop
+
+    def _select_on_rank0(self, results: list[EvalResult]) -> bool:
+        flat = {f"{r_task}/{r.name}/{k}": v for r_task, r in self._eval_tasks(results) for k, v in r.metrics.items()}
+        if self.selection.update(self.step, flat):
+            ckpt.save_atomic(self.state_dict(), self.out_dir / "checkpoints" / "best.pt")
+            try:
+                (self.out_dir / "best.json").write_text(json.dumps(self.selection.summary(), indent=2, default=str))
+            except OSError as exc:
+                raise storage_error(exc, self.out_dir / "best.json") from None
+        stop = self.selection.exhausted and self.step < self.total_steps
+        if stop:
+            self.logger.print(
+                f"eval.patience: {self.selection.key} has not improved for {self.selection.stale} evaluations "
+                f"(best {self.selection.best_value:.4g} at step {self.selection.best_step}); stopping early at step {self.step}"
+            )
         return stop
 
     def _eval_tasks(self, results: list[EvalResult]) -> list[tuple[str, EvalResult]]:
