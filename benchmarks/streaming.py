@@ -129,8 +129,9 @@ def prepare(data: dict) -> dict:
     from omnissl.plugins import get_plugin_manager
     from omnissl.specs import BuildContext
 
+    spec = get_plugin_manager().registry.get("datasets", data["name"])
     t0 = time.perf_counter()
-    source = get_plugin_manager().registry.get("datasets", data["name"]).build({k: v for k, v in data.items() if k != "name"}, BuildContext())
+    source = spec.build({k: v for k, v in data.items() if k != "name"}, BuildContext())
     return {**_rss(), "build_s": time.perf_counter() - t0, "items": len(source), "describe": source.describe() if hasattr(source, "describe") else ""}
 
 
@@ -192,10 +193,10 @@ def main() -> None:
     p.add_argument("--workers", type=int, nargs="+", default=[0, 2, 4])
     p.add_argument("--cache-workers", type=int, default=0)
     p.add_argument("--steps", type=int, default=40)
-    p.add_argument("--table-rows", type=int, default=20_000, help="rows of the 1x table")
-    p.add_argument("--table-budget-gb", type=float, default=0.05)
+    p.add_argument("--table-rows", type=int, default=5_000, help="rows of the 1x table")
+    p.add_argument("--table-budget-gb", type=float, default=0.02)
     p.add_argument("--fsdd-steps", type=int, default=60)
-    p.add_argument("--fsdd-repeats", type=int, default=3)
+    p.add_argument("--fsdd-repeats", type=int, default=2)
     p.add_argument("--json", default=None)
     p.add_argument("--run", help=argparse.SUPPRESS)
     p.add_argument("--prepare", help=argparse.SUPPRESS)
