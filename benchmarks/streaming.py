@@ -107,7 +107,9 @@ def _config(data: dict, kind: str, steps: int, workers: int, out: str) -> dict:
     else:
         task = {"name": "table", "data": data, "encoder": {"name": "tabular.transformer", "dim": 32, "depth": 2, "heads": 4},
                 "views": {"name": "tabular.tjepa_masking"}, "objective": {"name": "tabular.tjepa"}}
-    return {"seed": 0, "tasks": [task], "engine": {"steps": steps, "batch_size": 32, "workers": workers, "device": "cpu",
+    # the collapse monitor encodes min(N, monitor_samples) samples in one batch: a fixed 128 keeps its cost
+    # equal at every corpus size (its default, 512, exceeds the 10x corpus and would read as growth)
+    return {"seed": 0, "tasks": [task], "engine": {"steps": steps, "batch_size": 32, "workers": workers, "device": "cpu", "monitor_samples": 128,
             "optimizer": {"name": "adamw", "lr": 1e-3}}, "eval": {"every": None, "at_end": False},
             "logging": {"out_dir": out, "log_every": max(1, steps // 5), "progress": False}}
 
