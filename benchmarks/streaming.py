@@ -14,11 +14,13 @@ Three measurements, each training run in a fresh subprocess so its peak RSS is i
 2. ``tabular``: a generated Parquet table (numeric and categorical columns, several row groups) at 10x and
    100x ``--table-rows``, with ``memory_budget_gb`` set below the larger one's estimate so ``auto``
    streams it; ``tabular.tjepa`` pretrains on it the same way.
-3. ``fsdd``: the in-memory path's speed on FSDD (TERA, the shipped recipe's model), steps per second with
-   ``in_memory: true`` (the code path before streaming) and ``in_memory: auto`` (the default, which
-   decides in memory for FSDD): the ratio must stay at 1 within noise.
+3. ``fsdd``: the in-memory path's speed on FSDD (TERA, the shipped recipe's model, default data config):
+   step time of this checkout ("after") and of ``--before``, a copy of the commit before streaming
+   (``git archive ce5f31f core plugins | tar -x -C DIR``), alternating, ``--fsdd-repeats`` times each;
+   the ratio must stay at 1 within noise.
 
-    OMP_NUM_THREADS=1 .venv/bin/python benchmarks/streaming.py --json benchmarks/results/streaming_cpu.json
+    mkdir -p /tmp/before && git archive ce5f31f core plugins | tar -x -C /tmp/before
+    OMP_NUM_THREADS=1 .venv/bin/python benchmarks/streaming.py --before /tmp/before --json benchmarks/results/streaming_cpu.json
 
 CPU figures; on a GPU pass ``--device cuda``.
 """
@@ -44,8 +46,10 @@ def _rss() -> dict[str, float]:
             "rss_worker_mib": resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024}
 
 
-def _child(args: list[str]) -> dict:
+def _child(args: list[str], source_tree: str | None = None) -> dict:
     env = {**os.environ, "OMP_NUM_THREADS": os.environ.get("OMP_NUM_THREADS", "1")}
+    if source_tree:  # another checkout of omnissl (e.g. the commit before streaming) ahead of the installed one
+        env["PYTHONPATH"] = ":".join([f"{source_tree}/core/src"] + [str(p) for p in sorted(Path(source_tree).glob("plugins/*/src"))])
     done = subprocess.run([sys.executable, str(HERE), *args], capture_output=True, text=True, env=env)
     if done.returncode != 0:
         raise SystemExit(f"child {args} failed:\n{done.stderr[-3000:]}")
@@ -173,15 +177,17 @@ def tabular(args, work: Path) -> list[dict]:
 
 
 def fsdd(args, work: Path) -> list[dict]:
-    root = os.environ.get("OMNISSL_DATA", "../shared/data")
+    """FSDD in memory with the default config (``in_memory`` left out: ``auto`` here, absent before streaming)."""
+    root = os.path.abspath(os.environ.get("OMNISSL_DATA", "../shared/data"))
+    data = {"name": "speech.fsdd", "path": f"{root}/speech/fsdd/recordings", "pretrain_split": "train", "keep_waveform": False,
+            "features": {"normalise": "global"}}
     rows = []
+    trees = [("after", None)] + ([("before", args.before)] if args.before else [])
     for repeat in range(args.fsdd_repeats):
-        for mode in (True, "auto"):
-            data = {"name": "speech.fsdd", "path": f"{root}/speech/fsdd/recordings", "pretrain_split": "train", "keep_waveform": False,
-                    "features": {"normalise": "global"}, "in_memory": mode}
-            cfg = _config(data, "speech", args.fsdd_steps, 0, str(work / f"run_fsdd_{mode}"))
+        for label, tree in trees:
+            cfg = _config(data, "speech", args.fsdd_steps, 0, str(work / f"run_fsdd_{label}"))
             cfg["tasks"][0]["encoder"].update(dim=128, depth=3)
-            rows.append({"case": "fsdd", "path": f"in_memory: {str(mode).lower()}", "repeat": repeat, **_child(["--run", json.dumps(cfg)])})
+            rows.append({"case": "fsdd", "path": label, "repeat": repeat, **_child(["--run", json.dumps(cfg)], tree)})
             print(rows[-1], file=sys.stderr)
     return rows
 
@@ -199,6 +205,7 @@ def main() -> None:
     p.add_argument("--table-budget-gb", type=float, default=0.02)
     p.add_argument("--fsdd-steps", type=int, default=60)
     p.add_argument("--fsdd-repeats", type=int, default=2)
+    p.add_argument("--before", default=None, help="a checkout of the commit before streaming (git archive ce5f31f core plugins)")
     p.add_argument("--json", default=None)
     p.add_argument("--run", help=argparse.SUPPRESS)
     p.add_argument("--prepare", help=argparse.SUPPRESS)
