@@ -71,7 +71,7 @@ def test_auto_streams_only_beyond_the_budget(wav_folder):
 
 
 def _cache_dirs(tmp_path):
-    return sorted(p for p in (tmp_path / "cache" / "speech").iterdir())
+    return sorted(p for p in (tmp_path / "cache" / "speech").iterdir() if p.is_dir())
 
 
 def test_cache_key_follows_settings_and_files(wav_folder, tmp_path):
@@ -118,7 +118,7 @@ def test_a_killed_build_leaves_nothing_that_is_read(wav_folder, tmp_path):
     with pytest.raises(KeyboardInterrupt):
         streaming.open_or_build(*key_args, dies_half_way)
     root = tmp_path / "cache" / "speech"
-    assert not list(root.iterdir())
+    assert [p.name for p in root.iterdir()] == [f".{streaming.cache_key(*key_args)}.lock"]  # no cache, no temporary folder
     # a SIGKILL leaves its temporary folder behind: it is never taken for the cache
     stale = root / f".tmp-{streaming.cache_key(*key_args)}-1-dead"
     stale.mkdir()
@@ -126,6 +126,21 @@ def test_a_killed_build_leaves_nothing_that_is_read(wav_folder, tmp_path):
     folder, meta, built = streaming.open_or_build(*key_args, lambda f: (f / "frames.f32").write_bytes(b"\1" * 8) and {"ok": True})
     assert built and folder.name == streaming.cache_key(*key_args) and (folder / "frames.f32").read_bytes() == b"\1" * 8
     assert json.loads((folder / "meta.json").read_text())["files"] == {"frames.f32": 8}
+
+
+def test_one_process_builds_while_the_others_wait(wav_folder, tmp_path):
+    """Four processes ask for the same cache at once (as the ranks of a torchrun job do): one builds it."""
+    import multiprocessing
+
+    ctx = multiprocessing.get_context("fork")
+    with ctx.Pool(4) as pool:
+        described = pool.starmap(_describe_lazy, [(str(wav_folder),)] * 4)
+    assert sum("cache built now" in d for d in described) == 1, described
+    assert len(_cache_dirs(tmp_path)) == 1
+
+
+def _describe_lazy(folder: str) -> str:
+    return _folder(folder, in_memory=False, keep_waveform=False).describe()
 
 
 def test_engine_trains_on_the_same_batches_either_way(wav_folder, tmp_path):

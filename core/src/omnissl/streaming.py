@@ -14,7 +14,9 @@ table rows) written once, in one streaming pass over the raw files:
   a changed setting or a changed file makes a new cache and never reads a stale one;
 - it is built in a temporary folder and renamed into place, with a ``meta.json`` recording every file's
   size: a killed build leaves only a temporary folder that is never read, and a cache whose files do not
-  match their recorded sizes is rebuilt, with a warning.
+  match their recorded sizes is rebuilt, with a warning;
+- one process builds it (an ``flock`` per key): the other ranks of a torchrun job, or a second run,
+  wait and then read it.
 
 Rows are read with ``os.pread`` (:class:`PackedRows`) rather than through ``np.memmap``: a memory map's
 pages count in the resident set once touched, so a long epoch over a memory-mapped corpus would show
@@ -26,6 +28,7 @@ hence this module.
 
 from __future__ import annotations
 
+import fcntl
 import hashlib
 import json
 import os
@@ -116,6 +119,19 @@ def open_or_build(kind: str, fingerprint: Sequence[Any], settings: dict[str, Any
     """
     root = cache_root(cache_dir) / kind
     final = root / cache_key(kind, fingerprint, settings)
+    try:
+        root.mkdir(parents=True, exist_ok=True)
+        lock = open(root / f".{final.name}.lock", "w")
+    except OSError as exc:
+        raise storage_error(exc, root) from None
+    # one builder per cache: other ranks (or runs) wait here, then find it built; the kernel drops the lock
+    # if the builder dies, so a killed build never blocks the next one
+    with lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        return _open_or_build_locked(root, final, kind, settings, build)
+
+
+def _open_or_build_locked(root: Path, final: Path, kind: str, settings: dict[str, Any], build: Callable[[Path], dict[str, Any]]) -> tuple[Path, dict[str, Any], bool]:
     if final.is_dir():
         if _valid(final):
             return final, json.loads((final / META).read_text())["meta"], False
