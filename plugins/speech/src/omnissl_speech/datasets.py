@@ -466,6 +466,8 @@ def fsdd_source(cfg: FSDDConfig, ctx: BuildContext | None = None) -> SpeechSourc
 
 def synthetic_source(cfg: SyntheticConfig, ctx: BuildContext | None = None) -> SpeechSource:
     """Generated vowel-like utterances with ``vowel`` and ``speaker`` labels and a 60/20/20 split."""
+    if cfg.in_memory is False:
+        raise DataError("speech.synthetic generates its corpus in memory; data.in_memory: false streams files (speech.folder, speech.manifest, speech.fsdd)")
     if cfg.max_seconds_generated < cfg.min_seconds:
         raise DataError(f"data.max_seconds_generated ({cfg.max_seconds_generated}) must be >= data.min_seconds ({cfg.min_seconds})")
     waves, labels = synth_corpus(cfg.num_utterances, cfg.sample_rate, cfg.min_seconds, cfg.max_seconds_generated, cfg.seed,
