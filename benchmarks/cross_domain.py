@@ -52,10 +52,15 @@ CPU_PRESET = [
 ]
 
 
-def _run(config: Path, out_dir: Path, overrides: list[str]) -> list[dict]:
+SUMMARY_ONLY = False  # --summary-only: read the arms that finished, run nothing
+
+
+def _run(config: Path, out_dir: Path, overrides: list[str]) -> list[dict] | None:
     cmd = [sys.executable, "-m", "omnissl.cli", "pretrain", str(config), f"logging.out_dir={out_dir}", "logging.progress=false", *overrides]
     if (out_dir / "evals.jsonl").is_file():  # finished before: reuse (delete the folder to rerun)
         return [json.loads(line) for line in open(out_dir / "evals.jsonl")]
+    if SUMMARY_ONLY:
+        return None
     done = subprocess.run(cmd, capture_output=True, text=True)
     if done.returncode != 0:
         raise SystemExit(f"{' '.join(cmd)} failed:\n{done.stderr[-3000:]}")
@@ -95,13 +100,17 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--out", type=Path, default=Path("runs/cross_domain/ablation"))
     parser.add_argument("--arms", nargs="+", default=["shared", "separate", "alone"])
     parser.add_argument("--preset", choices=["cpu"], help="cpu: real.yaml shrunk to a 2-core CPU budget (see CPU_PRESET)")
+    parser.add_argument("--summary-only", action="store_true", help="summarise the arms already finished in --out; run nothing")
     parser.add_argument("overrides", nargs="*", help="key=value overrides applied to the config before the arms")
     args = parser.parse_args(argv)
+    global SUMMARY_ONLY
+    SUMMARY_ONLY = args.summary_only
     overrides = (CPU_PRESET if args.preset == "cpu" else []) + list(args.overrides)
     data = apply_overrides(yaml.safe_load(args.config.read_text()), overrides)
     args.out.mkdir(parents=True, exist_ok=True)
     config = args.out / "config.yaml"
-    config.write_text(yaml.safe_dump(data, sort_keys=False))
+    if not args.summary_only:
+        config.write_text(yaml.safe_dump(data, sort_keys=False))
     args.config, args.overrides = config, []
     tasks = data["tasks"]
     warmup = lambda steps: f"engine.schedule.warmup_steps={max(1, steps // 10)}"  # noqa: E731
@@ -120,7 +129,7 @@ def main(argv: list[str] | None = None) -> None:
                 if i not in _token_tasks(tasks):
                     keep.append("shared={}")
                 results[f"alone/{task['name']}/{seed}"] = _run(args.config, args.out / f"alone-{task['name']}-s{seed}", [f"seed={seed}", *args.overrides, *keep])
-        args.out.mkdir(parents=True, exist_ok=True)
+        results = {k: v for k, v in results.items() if v is not None}
         (args.out / "results.json").write_text(json.dumps(results, indent=1, default=str))
     for key, evals in results.items():
         for record in evals:
