@@ -184,6 +184,9 @@ def build_lazy(cfg: SpeechDataConfig, paths: list[Path], columns: dict[str, list
     folder, meta, built = streaming.open_or_build(
         "speech", streaming.file_fingerprint(paths), _settings(cfg), lambda tmp: _write_cache(tmp, paths, cfg, where), cfg.cache_dir
     )
+    # the in-memory path decodes through a DataLoader whose iterator draws one base seed from the global RNG;
+    # the same draw here (the cache build itself never moves it) keeps the model a seed initialises equal
+    torch.empty((), dtype=torch.int64).random_()
     kept = np.load(folder / "kept.npy").tolist()
     if meta["skipped"]:
         bad = meta["skipped"]
