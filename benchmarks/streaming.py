@@ -81,7 +81,7 @@ def generate_table(path: Path, rows: int, seed: int) -> None:
     import pyarrow as pa
     import pyarrow.parquet as pq
 
-    if path.exists():
+    if path.exists() and pq.ParquetFile(path).metadata.num_rows == rows:
         return
     path.parent.mkdir(parents=True, exist_ok=True)
     writer = None
