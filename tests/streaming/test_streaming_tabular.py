@@ -17,6 +17,8 @@ def _table(rows: int, seed: int = 0) -> pd.DataFrame:
         "colour": g.choice(["red", "green", "blue", "teal"], size=rows), "code": g.choice(["x1", "x2", "3"], size=rows),
         "y": g.choice([" <=50K", " >50K"], size=rows), "price": g.normal(10, 3, size=rows).round(2),
     }).astype(object)
+    # numbers in the first rows, words after: categorical, found only after the first chunks dropped its vocabulary
+    frame["late"] = [str(i % 5) for i in range(rows // 2)] + [f"w{i % 4}" for i in range(rows - rows // 2)]
     frame.loc[g.choice(rows, 7, replace=False), "a"] = None  # a numeric column with missing cells: median + indicator
     frame.loc[g.choice(rows, 5, replace=False), "colour"] = None
     return frame

@@ -13,7 +13,8 @@ in-memory size exceeds ``data.memory_budget_gb`` (:mod:`omnissl.streaming`). The
 3. encode every chunk with the fitted :class:`TableSchema` into ``num.f32`` / ``cat.i64`` in the cache.
 
 Memory: one chunk (``CHUNK_ROWS`` rows), one numeric column of the train split while its statistics are
-computed (8 bytes a row), and the per-row labels and split indices every source holds. :class:`LazyTableSource`
+computed (8 bytes a row), the categorical vocabularies (a numeric-looking column keeps none), and the
+per-row labels and split indices every source holds. :class:`LazyTableSource`
 then reads the rows a batch asks for with one ``pread`` per row and file.
 """
 
@@ -35,7 +36,7 @@ from omnissl_tabular.schema import CategoricalColumn, TableSchema
 
 CHUNK_ROWS = 65536
 BYTES_PER_CELL = 60  # a pandas object cell in memory: a Python object and its pointer (what read_table builds)
-VOCAB_CAP = 100_000  # distinct values kept per numeric-looking column before its vocabulary is dropped
+VOCAB_CAP = 100_000  # distinct target values kept while the target looks numeric (a regression target's would grow)
 
 
 def _files(cfg) -> list[str]:
@@ -98,8 +99,9 @@ def _splits(cfg, counts: list[int]) -> dict[str, np.ndarray]:
 class _ColumnStats:
     """What one pass over a feature column's train cells needs to type it and fit it."""
 
-    def __init__(self, folder: Path, name: str, index: int):
+    def __init__(self, folder: Path, name: str, index: int, declared_categorical: bool):
         self.name, self.present, self.parsed, self.first_bad = name, 0, 0, None
+        self.declared_categorical = declared_categorical
         self.values_path = folder / f"scratch_{index}.f64"
         self.values = open(self.values_path, "wb")
         self.vocab: set[str] | None = set()
@@ -115,9 +117,12 @@ class _ColumnStats:
             self.first_bad = (path, int(lines[i]), cells.iloc[i])
         self.values.write(numbers.to_numpy(dtype=np.float64).tobytes())
         if self.vocab is not None:
-            self.vocab.update(str(v) for v in cells[present].tolist())
-            if len(self.vocab) > VOCAB_CAP and self.parsed == self.present:
-                self.vocab = None  # a numeric column in all likelihood; re-read in a pass of its own if it is not
+            if self.parsed == self.present and not self.declared_categorical:
+                # numeric so far: its vocabulary would grow with the rows; should a later chunk make it
+                # categorical, a pass of its own collects it
+                self.vocab = None
+            else:
+                self.vocab.update(str(v) for v in cells[present].tolist())
 
 
 class _TargetStats:
@@ -178,7 +183,7 @@ def _write_cache(folder: Path, cfg, targets: list[str]) -> dict[str, Any]:
             if unknown:
                 raise DataError(f"{where}: columns {unknown} are not in the table; its columns are {columns}")
             features = [c for c in columns if c not in targets and c not in cfg.drop]
-            stats = {c: _ColumnStats(folder, c, j) for j, c in enumerate(features)}
+            stats = {c: _ColumnStats(folder, c, j, c in cfg.categorical) for j, c in enumerate(features)}
             target_stats = {t: _TargetStats() for t in targets}
         elif list(frame.columns) != columns:
             raise DataError(f"{path}: columns {list(frame.columns)} differ from {cfg.path}'s {columns}")
