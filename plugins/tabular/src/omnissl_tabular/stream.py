@@ -34,7 +34,7 @@ from omnissl_tabular.datasets import MAX_CLASSES, TableSource, _split
 from omnissl_tabular.reader import is_hf_dataset, iter_table, load_hf, parse_numeric
 from omnissl_tabular.schema import CategoricalColumn, TableSchema
 
-CHUNK_ROWS = 65536
+CHUNK_ROWS = 16384  # rows per chunk: its object frame (about BYTES_PER_CELL a cell) and copies are the passes' fixed memory
 BYTES_PER_CELL = 60  # a pandas object cell in memory: a Python object and its pointer (what read_table builds)
 VOCAB_CAP = 100_000  # distinct target values kept while the target looks numeric (a regression target's would grow)
 
