@@ -121,3 +121,22 @@ def test_instance_strategy_positives_are_the_other_view_only():
     # G^D groups by partition index instead: every row has 2B - 1 positives
     rows_d, cols_d = positive_groups(2 * B * S, 2 * B * S, S, None, torch.device("cpu"))
     assert torch.equal(((rows_d[:, None] == cols_d[None, :]).sum(1) - 1), torch.full((2 * B * S,), 2 * B - 1))
+
+
+def test_partitions_beyond_the_map_depth_are_not_duplicated():
+    """A 2-deep last map cannot give 4 partitions: pooled to 4 they were two pairs of identical vectors (the G^D
+    loss then sat at ln 127 on VesselMNIST3D). The objective warns and uses the map's depth."""
+    import pytest
+
+    from omnissl_medical.encoders import VolumeResNet, VolumeResNetConfig
+    from omnissl_medical.objectives.global_local_contrast import GlobalLocalContrastConfig, GlobalLocalContrastObjective
+
+    torch.manual_seed(0)
+    enc = VolumeResNet((1, 16, 16, 16), VolumeResNetConfig(layers=[1, 1, 1, 1], widths=[4, 4, 8, 8], stem_stride=2))
+    x = torch.randn(3, 1, 16, 16, 16)
+    assert enc.feature_map(x).shape[2] == 1
+    obj = GlobalLocalContrastObjective(8, GlobalLocalContrastConfig(partitions=4, decoder_hidden=8, projection_dim=8))
+    with pytest.warns(UserWarning, match="partitions"):
+        out = obj(enc, Views(inputs=[x, x + 0.01], original=x))
+    # one partition left: G^D then has every other row as a positive, and the loss is finite
+    assert torch.isfinite(out.loss)

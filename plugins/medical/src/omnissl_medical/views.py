@@ -260,11 +260,9 @@ class GlobalLocalViewsConfig(ComponentConfig):
     "random intensity" augmentations.
 
     The first voxel axis, along which ``medical.global_local_contrast`` cuts its partitions, is never
-    flipped: a flip there turns partition 0 of a volume into partition ``S - 1``, so the G^D positives
-    (same partition index across volumes) would contradict each other. With flips on every axis, partitions
-    ``s`` and ``S - 1 - s`` cannot be told apart, and on VesselMNIST3D the global loss sat at that floor,
-    ``ln 127`` at batch 32 and S = 4 (63 positives and 64 mirrored negatives
-    equally likely), for all 200 steps.
+    flipped: G^D's positives are the same partition index of different volumes, which the paper takes to be
+    the same anatomy (aligned volumes); a flip there would make partition 0 of one volume show the anatomy of
+    partition ``S - 1``.
 
     Attributes:
         crop_min, flip_p: shared geometry (defaults 0.8, 0.5; flips of the second and third axes only).

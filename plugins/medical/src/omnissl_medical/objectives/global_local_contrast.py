@@ -37,6 +37,7 @@ from __future__ import annotations
 
 import torch
 import torch.nn.functional as F
+import warnings
 from typing import Literal
 
 from pydantic import Field
@@ -100,7 +101,8 @@ class GlobalLocalContrastConfig(ComponentConfig):
 
     Attributes:
         strategy: ``partition`` (G^D, default, the paper's proposal) or ``instance`` (G^R).
-        partitions: ``S``, partitions per volume along the first axis (default 4, the paper's; >= 1).
+        partitions: ``S``, partitions per volume along the first axis (default 4, the paper's; >= 1). At most
+            the depth of the encoder's last map: a shallower map uses its depth, with a warning.
         temperature: τ for both losses (default 0.1, the paper's).
         projection_dim: output of both projection heads (default 128, as the reference code).
         local_regions: ``R``, local regions per axis on the decoder map (default 4: 64 regions).
@@ -126,6 +128,7 @@ class GlobalLocalContrastObjective(Objective):
     def __init__(self, feature_dim: int, cfg: GlobalLocalContrastConfig):
         super().__init__()
         self.cfg = cfg
+        self._warned = False
         self.global_head = MLPHead(feature_dim, 2 * cfg.projection_dim, cfg.projection_dim, num_layers=2, norm=None)
         self.decoder = VolumeDecoder(feature_dim, cfg.decoder_hidden, cfg.decoder_hidden, cfg.decoder_stages)
         self.local_head = nn.Sequential(nn.Conv3d(cfg.decoder_hidden, cfg.decoder_hidden, 1), nn.ReLU(), nn.Conv3d(cfg.decoder_hidden, cfg.projection_dim, 1))
@@ -136,6 +139,14 @@ class GlobalLocalContrastObjective(Objective):
         B = x.shape[0] // 2
         fmap = encoder.feature_map(x)  # (2B, F, d, h, w)
         S = cfg.partitions
+        if fmap.shape[2] < S:
+            # adaptive pooling would copy slabs: with a 2-deep map and S = 4, partitions 0/1 and 2/3 were the same
+            # vector, and the G^D loss sat at its floor ln 127 (batch 32) on VesselMNIST3D; use what the map has
+            if not self._warned:
+                warnings.warn(f"objective.partitions: {S} partitions but the encoder's last feature map is {fmap.shape[2]} deep along "
+                              f"the first axis; using {fmap.shape[2]} (set partitions <= {fmap.shape[2]}, or encoder.stem_stride=1)", stacklevel=2)
+                self._warned = True
+            S = fmap.shape[2]
         parts = F.adaptive_avg_pool3d(fmap, (S, 1, 1)).flatten(2).transpose(1, 2)  # (2B, S, F)
         z = F.normalize(self.global_head(parts.flatten(0, 1)).float(), dim=1)  # (2B*S, P), rows (view, volume, partition)
         columns = gather_with_grad(z)
