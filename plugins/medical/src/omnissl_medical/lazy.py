@@ -14,7 +14,6 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-import nibabel as nib
 import numpy as np
 import torch
 from torch import Tensor
@@ -22,12 +21,12 @@ from torch import Tensor
 from omnissl import streaming
 from omnissl.errors import DataError
 from omnissl_medical.datasets import VolumeSource
-from omnissl_medical.nifti import preprocess
+from omnissl_medical.nifti import preprocess, read_nifti
 
 
 def estimated_bytes(files: list[Path], cfg) -> float:
     """``N x C x prod(size) x 4`` bytes, the channel count from the first file's header."""
-    shape = nib.load(str(files[0])).shape
+    shape = read_nifti(files[0]).shape  # a corrupt first file: the DataError naming it, as on the in-memory path
     channels = shape[3] if len(shape) > 3 else 1
     return len(files) * channels * float(np.prod(cfg.preprocessing.size)) * 4
 
