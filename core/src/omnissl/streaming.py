@@ -92,8 +92,11 @@ def file_fingerprint(paths: Iterable[Path]) -> list[tuple[str, int, int]]:
     """``(absolute path, size, mtime_ns)`` per file: what a cache key must change with."""
     out = []
     for p in paths:
-        st = os.stat(p)
-        out.append((str(Path(p).resolve()), st.st_size, st.st_mtime_ns))
+        try:
+            st = os.stat(p)
+            out.append((str(Path(p).resolve()), st.st_size, st.st_mtime_ns))
+        except OSError:  # missing or unreadable: the source skips or reports it; a later fix changes the key
+            out.append((str(Path(p).resolve()), -1, -1))
     return out
 
 

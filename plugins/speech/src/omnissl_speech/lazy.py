@@ -41,7 +41,7 @@ def estimated_bytes(paths: Sequence[Path], cfg: SpeechDataConfig) -> float:
 
     Compressed files (FLAC, MP3, Ogg) decode to more than this; set ``data.in_memory`` explicitly for them.
     """
-    size = sum(p.stat().st_size for p in paths)
+    size = sum(p.stat().st_size for p in paths if p.is_file())  # a missing file is reported by the decoding, as in memory
     return size * (3.0 if cfg.keep_waveform else 1.0)
 
 
