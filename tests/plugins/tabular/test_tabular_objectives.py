@@ -124,8 +124,8 @@ def test_shared_trunk_reference():
     ctx = BuildContext(data=source, shared={"trunk": shared})
     encoder = build_tabular_transformer(TabularTransformerConfig(dim=16, trunk="@shared.trunk"), ctx)
     assert encoder.trunk is shared
-    with pytest.raises(ConfigError, match="shared trunk's dim"):
-        build_tabular_transformer(TabularTransformerConfig(dim=32, trunk="@shared.trunk"), ctx)
+    wider = build_tabular_transformer(TabularTransformerConfig(dim=32, trunk="@shared.trunk"), ctx)  # projected to 16
+    assert wider.trunk is shared and tuple(wider.project.weight.shape) == (16, 32) and wider.output_dim == 16
     with pytest.raises(ConfigError, match="names no module"):
         build_tabular_transformer(TabularTransformerConfig(dim=16, trunk="@shared.nope"), ctx)
 
