@@ -98,7 +98,7 @@ class VolumeSource:
         """Raw voxels average-pooled to ``surface_size³`` per channel: ``(N, C * s³)`` (the raw-voxel baseline)."""
         out = []
         for start in range(0, self.num_volumes, chunk):
-            idx = torch.arange(start, min(start + chunk, self.num_volumes), device=self.volumes.device)
+            idx = torch.arange(start, min(start + chunk, self.num_volumes))  # gather moves it to where the volumes are
             out.append(F.adaptive_avg_pool3d(self.gather(idx), self.surface_size).flatten(1))
         return torch.cat(out)
 

@@ -76,13 +76,6 @@ class LazyVolumeSource(VolumeSource):
         self.splits = {k: v.to(device) for k, v in self.splits.items()}
         return self
 
-    @torch.no_grad()
-    def surface_features(self, chunk: int = 256) -> Tensor:
-        out = []
-        for start in range(0, self.num_volumes, chunk):
-            out.append(torch.nn.functional.adaptive_avg_pool3d(self.gather(torch.arange(start, min(start + chunk, self.num_volumes))), self.surface_size).flatten(1))
-        return torch.cat(out)
-
     def describe(self) -> str:
         return f"{super().describe()}; volumes streamed from the cache {self.folder}; {self.decision}"
 
