@@ -162,6 +162,7 @@ def main() -> None:
     parser.add_argument("--device", default="auto")
     parser.add_argument("--skip-decode", action="store_true")
     parser.add_argument("--decode-files", type=int, default=12)
+    parser.add_argument("--decode-frames", type=int, default=300, help="frames per written file (300: a 10 s clip at 30 fps, Kinetics-like)")
     parser.add_argument("--out", default="benchmarks/results/video_throughput.json")
     args = parser.parse_args()
     device = torch.device("cuda" if args.device == "auto" and torch.cuda.is_available() else ("cpu" if args.device == "auto" else args.device))
@@ -172,7 +173,7 @@ def main() -> None:
               "machine": platform.processor() or platform.machine()}
     result["step"] = step_times(case, device, args.steps, args.repeats, bf16=device.type == "cuda")
     if not args.skip_decode:
-        result["decode"] = decode_throughput(args.decode_files, 80, 320, 240)
+        result["decode"] = decode_throughput(args.decode_files, args.decode_frames, 320, 240)
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
     path = out.with_name(f"{out.stem}_{args.case}{out.suffix}")

@@ -128,3 +128,26 @@ def test_raw_pixel_baseline_is_time_mean_then_area_downsample():
     feats = raw_pixel_features(clips, grid=8)
     assert feats.shape == (2, 3 * 64)
     torch.testing.assert_close(feats.view(2, 3, 8, 8)[1, 2, 0, 0], clips[1, 2, :, 0:2, 0:2].mean())
+
+
+@pytest.mark.parametrize("ext", ["mp4", "avi", "mkv", "webm"])
+def test_seeking_decode_gives_the_frames_of_a_decode_from_the_start(tmp_path, ext):
+    import av
+
+    from omnissl_video import decoding
+
+    rng = np.random.default_rng(0)
+    frames = np.repeat(rng.integers(0, 256, size=(90, 1, 1, 3), dtype=np.uint8), 32, axis=1).repeat(48, axis=2)  # a flat colour per frame
+    path = str(write_video(tmp_path / f"long.{ext}", frames))
+    with av.open(path) as container:
+        everything = [f.to_ndarray(format="rgb24") for f in container.decode(video=0)]
+    indices = clip_indices(8, 4, len(everything), 55)
+    got = decoding.decode_frames(path, indices)
+    assert np.array_equal(got, np.stack([everything[i] for i in indices]))
+    with av.open(path) as container:  # the seek path itself found them (no fall-back to decoding from frame 0)
+        stream = container.streams.video[0]
+        found = decoding._decode_from_key_frame(container, stream, {int(i) for i in indices}, int(indices[0]), int(indices[-1]), None)
+    assert found is not None and sorted(found) == sorted({int(i) for i in indices})
+    small = decoding.decode_frames(path, indices, short_side=16)  # converted at the resized shape in FFmpeg
+    assert small.shape == (8, 16, 24, 3)
+    assert np.abs(small.astype(float).mean((1, 2)) - got.astype(float).mean((1, 2))).max() < 8

@@ -65,28 +65,75 @@ def clip_start(total: int, num_frames: int, stride: int, rng: np.random.Generato
     return first + offset
 
 
-def decode_frames(path: str, indices: np.ndarray) -> np.ndarray:
+def decode_frames(path: str, indices: np.ndarray, short_side: int | None = None) -> np.ndarray:
     """Decode the frames at ``indices`` (sorted, may repeat) as ``(T, H, W, 3)`` uint8 RGB.
 
-    Frames are decoded in order from the start and decoding stops after the last wanted index, which is
-    exact for any codec (seeking lands on key frames, whose positions differ per file).
+    A clip that starts past the file's first frames is reached by seeking: the demuxer jumps to the key frame
+    at or before the clip's first frame (FFmpeg ``av_seek_frame`` backward), and each decoded frame's index is
+    read from its presentation timestamp, ``round((pts - start_time) * time_base * fps)``, as decord and
+    torchvision's ``read_video`` do. Only the frames from that key frame on are decoded, instead of every
+    frame from the start of the file: for a 10-second clip source that is most of the decoding. Where the
+    stream has no timestamps, or the seek lands past the clip (a broken index), decoding starts over from the
+    first frame and counts frames in order. Decoding stops after the last wanted index.
+
+    ``short_side``: convert the wanted frames to RGB with their short side at that length (the size
+    :func:`resize_crop` would give) in the same FFmpeg call (swscale, bilinear), instead of converting at full
+    resolution and resizing after; the caller then only crops.
     """
     wanted = {int(i) for i in indices}
-    last = int(indices.max())
-    found: dict[int, np.ndarray] = {}
+    first, last = min(wanted), max(wanted)
     with av.open(path) as container:
         stream = container.streams.video[0]
         stream.thread_type = "AUTO"
-        for i, frame in enumerate(container.decode(stream)):
-            if i in wanted:
-                found[i] = frame.to_ndarray(format="rgb24")
-            if i >= last:
-                break
+        size = resized_shape(stream.height, stream.width, short_side) if short_side and stream.height and stream.width else None
+        found = _decode_from_key_frame(container, stream, wanted, first, last, size) if first > 0 else None
+        if found is None:
+            container.seek(0)
+            found = {}
+            for i, frame in enumerate(container.decode(stream)):
+                if i in wanted:
+                    found[i] = _rgb(frame, size)
+                if i >= last:
+                    break
     if not found:
         raise ValueError(f"{path}: no frame decoded")
     # a file shorter than its header claims ends early: the clip repeats the last decoded frame
     top = max(found)
     return np.stack([found[min(int(i), top)] if int(i) in found else found[top] for i in indices])
+
+
+def _rgb(frame: av.VideoFrame, size: tuple[int, int] | None) -> np.ndarray:
+    if size is None:
+        return frame.to_ndarray(format="rgb24")
+    return frame.reformat(width=size[1], height=size[0], format="rgb24", interpolation="BILINEAR").to_ndarray()
+
+
+def _decode_from_key_frame(container, stream, wanted: set[int], first: int, last: int, size) -> dict[int, np.ndarray] | None:
+    """The wanted frames, decoding from the key frame before ``first`` (see :func:`decode_frames`); None: cannot seek."""
+    rate, base = stream.average_rate, stream.time_base
+    if not rate or not base:
+        return None
+    origin = stream.start_time or 0
+    target = origin + int((first / rate) / base)  # the first wanted frame's timestamp, in stream units
+    container.seek(target, backward=True, any_frame=False, stream=stream)
+    found: dict[int, np.ndarray] = {}
+    for frame in container.decode(stream):
+        if frame.pts is None:
+            return None
+        i = round((frame.pts - origin) * base * rate)
+        if not found and i > first:  # landed past the clip: the index is unreliable
+            return None
+        if i in wanted:
+            found[i] = _rgb(frame, size)
+        if i >= last:
+            break
+    return found
+
+
+def resized_shape(h: int, w: int, size: int) -> tuple[int, int]:
+    """``(height, width)`` with the short side at ``size`` (never below it)."""
+    scale = size / min(h, w)
+    return max(size, round(h * scale)), max(size, round(w * scale))
 
 
 def resize_crop(frames: Tensor, size: int, rng: np.random.Generator | None) -> Tensor:
@@ -96,8 +143,7 @@ def resize_crop(frames: Tensor, size: int, rng: np.random.Generator | None) -> T
         ``(T, C, H, W)`` float -> ``(T, C, size, size)``.
     """
     h, w = frames.shape[-2:]
-    scale = size / min(h, w)
-    nh, nw = max(size, round(h * scale)), max(size, round(w * scale))
+    nh, nw = resized_shape(h, w, size)
     if (nh, nw) != (h, w):
         frames = F.interpolate(frames, size=(nh, nw), mode="bilinear", align_corners=False, antialias=True)
     top = int(rng.integers(0, nh - size + 1)) if rng is not None else (nh - size) // 2
@@ -121,7 +167,7 @@ def read_clip(
     first = int(segment[0] * info.fps) if segment[0] is not None else 0
     last = int(segment[1] * info.fps) if segment[1] is not None else None
     start = clip_start(info.frames, num_frames, stride, rng, first, last)
-    frames = decode_frames(info.path, clip_indices(num_frames, stride, info.frames, start))
+    frames = decode_frames(info.path, clip_indices(num_frames, stride, info.frames, start), short_side=size)
     x = torch.from_numpy(frames).permute(0, 3, 1, 2).float().div_(255.0)  # (T, C, H, W)
     return resize_crop(x, size, rng).permute(1, 0, 2, 3).contiguous()
 
