@@ -39,7 +39,12 @@ class TabularProbeConfig(ComponentConfig):
     heads: ``linear`` and/or ``mlp`` (default both).
     seeds: repetitions per head (default 3).
     epochs / patience: maximum epochs and early-stopping patience on the val metric (defaults 40 / 8).
-    batch_size, lr, weight_decay: AdamW settings (defaults 512, 1e-3, 1e-5).
+    batch_size, lr, weight_decay: AdamW settings (defaults 512, 1e-3, 1e-5); ``weight_decay`` is also the
+        linear head's L2 penalty under L-BFGS.
+    linear_optimizer: ``lbfgs`` (default): the linear head is solved full-batch with L-BFGS (strong-Wolfe line
+        search), one "epoch" being a round of 10 iterations, as the core linear probe does; ``adamw`` trains it
+        like the MLP head. AdamW at lr 1e-3 on a small table is one step per epoch and leaves the head near its
+        initialisation (sklearn wine, 106 train rows: raw features 0.38 accuracy after 40 epochs).
     mlp_hidden, mlp_layers, dropout: MLP head shape (defaults 256, 2 hidden layers, 0.1).
     representation: ``flatten`` (all output tokens concatenated, as the paper) or ``pooled`` (default flatten).
     baselines: ``raw`` features and/or a ``random`` encoder (default both).
@@ -61,6 +66,7 @@ class TabularProbeConfig(ComponentConfig):
     representation: Literal["flatten", "pooled"] = "flatten"
     baselines: list[Literal["raw", "random"]] = Field(default_factory=lambda: ["raw", "random"])
     use_target: bool = True
+    linear_optimizer: Literal["lbfgs", "adamw"] = "lbfgs"
 
 
 def _head(kind: str, in_dim: int, out_dim: int, cfg: TabularProbeConfig) -> nn.Module:
@@ -161,16 +167,31 @@ class TabularProbe:
                 return float((pred.argmax(1) == target[rows]).float().mean())
             return -float((pred.squeeze(1) - target[rows]).pow(2).mean().sqrt())
 
+        def loss_on(rows: Tensor) -> Tensor:
+            pred = head(x[rows])
+            return F.cross_entropy(pred, target[rows]) if kind == "classification" else F.mse_loss(pred.squeeze(1), target[rows])
+
+        lbfgs = head_kind == "linear" and cfg.linear_optimizer == "lbfgs"
+        if lbfgs:  # full batch; the L2 penalty stands in for AdamW's decoupled weight decay
+            opt = torch.optim.LBFGS(head.parameters(), lr=1.0, max_iter=10, history_size=10, line_search_fn="strong_wolfe")
+
+            def closure() -> Tensor:
+                opt.zero_grad(set_to_none=True)
+                loss = loss_on(train) + 0.5 * cfg.weight_decay * head.weight.pow(2).sum()
+                loss.backward()
+                return loss
+
         best, best_state, stale, stopped = -float("inf"), copy.deepcopy(head.state_dict()), 0, False
         for _ in range(cfg.epochs):
-            order = train[torch.randperm(train.numel(), generator=gen).to(device)]
-            for start in range(0, order.numel(), cfg.batch_size):
-                rows = order[start : start + cfg.batch_size]
-                pred = head(x[rows])
-                loss = F.cross_entropy(pred, target[rows]) if kind == "classification" else F.mse_loss(pred.squeeze(1), target[rows])
-                opt.zero_grad(set_to_none=True)
-                loss.backward()
-                opt.step()
+            if lbfgs:
+                opt.step(closure)
+            else:
+                order = train[torch.randperm(train.numel(), generator=gen).to(device)]
+                for start in range(0, order.numel(), cfg.batch_size):
+                    loss = loss_on(order[start : start + cfg.batch_size])
+                    opt.zero_grad(set_to_none=True)
+                    loss.backward()
+                    opt.step()
             current = score(val if val.numel() else train)
             if current > best:
                 best, best_state, stale = current, copy.deepcopy(head.state_dict()), 0
