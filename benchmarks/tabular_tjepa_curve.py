@@ -11,12 +11,19 @@ centred, on the representation the probe reads; ``omnissl.evaluation.monitors``)
 The EMA momentum and the learning rate follow the schedule of the whole run, so the point at epoch ``e``
 is epoch ``e`` of an ``--epochs`` run, not a run that stopped at ``e``.
 
-Usage (a few minutes per epoch on a shared 2-core CPU)::
+Usage (depth 2: about 12 s per epoch on one idle CPU core, a few minutes on a loaded one)::
 
-    OMP_NUM_THREADS=1 .venv/bin/python benchmarks/tabular_tjepa_curve.py --epochs 16 --every 114 \\
-        --out runs/tjepa_curve [tasks[0].encoder.depth=4 ...]
+    OMP_NUM_THREADS=1 .venv/bin/python benchmarks/tabular_tjepa_curve.py --epochs 20 --every 57 \\
+        --probe-epochs 0,1,2,5,10,20 --out runs/tjepa_curve [tasks[0].encoder.depth=4 ...]
 
-Writes ``<out>/curve.json`` and prints a markdown table.
+``--probe-epochs`` picks the checkpoints to probe by epoch (step ``round(epoch * every_per_epoch)``, with
+``--every`` the checkpoint interval; 57 steps is one Adult epoch at batch 512). Both heads and the three
+baselines' seeds follow the config's probe (``--heads``, ``--seeds`` override it). ``--train-only`` pretrains
+and stops; ``--skip-train`` probes checkpoints already in ``--out``; ``--wait`` polls for the wanted
+checkpoints while another process trains.
+
+Writes ``<out>/curve.json`` after every point (so a stopped run keeps what it measured), ``<out>/curve.png``
+(probe accuracy against pretraining epochs, the baselines as bands of mean ± std) and prints a markdown table.
 """
 
 from __future__ import annotations
@@ -63,9 +70,12 @@ def main() -> None:
     parser.add_argument("--epochs", type=float, default=16)
     parser.add_argument("--every", type=int, default=114, help="checkpoint interval in steps (57 steps = 1 Adult epoch at batch 512)")
     parser.add_argument("--out", default="runs/tjepa_curve")
-    parser.add_argument("--seeds", type=int, default=2, help="probe seeds per point")
-    parser.add_argument("--heads", default="mlp", help="comma-separated probe heads (linear, mlp)")
+    parser.add_argument("--seeds", type=int, default=3, help="probe seeds per point")
+    parser.add_argument("--heads", default="linear,mlp", help="comma-separated probe heads (linear, mlp)")
     parser.add_argument("--skip-train", action="store_true", help="probe the checkpoints already in --out")
+    parser.add_argument("--train-only", action="store_true", help="pretrain and stop (probe later with --skip-train)")
+    parser.add_argument("--wait", action="store_true", help="with --skip-train: wait for each wanted checkpoint to appear")
+    parser.add_argument("--probe-epochs", default="", help="comma-separated epochs to probe, as checkpoints every --every steps (0 = untrained)")
     parser.add_argument("--probe-steps", default="", help="comma-separated checkpoint steps to probe (default: all)")
     parser.add_argument("--final-only", action="store_true", help="probe only the last checkpoint (with --compare)")
     parser.add_argument("--compare", action="store_true",
@@ -83,6 +93,8 @@ def main() -> None:
         start = time.time()
         Trainer(load_config(args.config, run_overrides, pm), pm).fit(force_out_dir=True)
         print(f"pretraining: {time.time() - start:.0f} s")
+        if args.train_only:
+            return
 
     config = load_config(args.config, [*run_overrides[:-2], f"logging.out_dir={out / 'curve'}"], pm)
     trainer = Trainer(config, pm)
@@ -99,21 +111,42 @@ def main() -> None:
         run = EvalRun(encoder=enc, data=source, device=trainer.device, random_encoder=trainer._random_encoder_builder(task), seed=config.seed, step=step)
         return probe(run).metrics
 
-    points = []
-    baselines = {} if args.final_only else probe_now(0, encoder, ("raw", "random"))
-    checkpoints = sorted((out / "checkpoints").glob("step_*.pt"), key=lambda p: int(p.stem.split("_")[1]))
+    points: list[dict] = []
+    heads = args.heads.split(",")
+    every_per_epoch = round(steps_per_epoch)  # checkpoint steps are multiples of --every; 57 = one Adult epoch
+    wanted = [round(float(e) * every_per_epoch) for e in args.probe_epochs.split(",")] if args.probe_epochs else []
     if args.probe_steps:
-        wanted = {int(s) for s in args.probe_steps.split(",")}
-        checkpoints = [p for p in checkpoints if int(p.stem.split("_")[1]) in wanted]
-    for path in ([checkpoints[-1]] if args.final_only else [None, *checkpoints]):
-        if path is not None:
-            trainer.model.load_state_dict(ckpt.load(path)["model"])
-        step = 0 if path is None else int(path.stem.split("_")[1])
-        metrics = baselines if path is None else probe_now(step, encoder)
-        point = {"step": step, "epoch": round(step / steps_per_epoch, 2), **signals(encoder, source)}
-        point.update({k: v for k, v in metrics.items() if k.startswith("pretrained/")})
-        points.append(point)
-        print(json.dumps(point), flush=True)
+        wanted = [int(s) for s in args.probe_steps.split(",")]
+    result = {"config": args.config, "overrides": run_overrides, "seeds": args.seeds, "heads": heads, "baselines": {}, "points": points, "compared": {}}
+    name = "compare.json" if args.final_only else "curve.json"
+
+    def save() -> None:
+        (out / name).write_text(json.dumps(result, indent=1))
+        if not args.final_only:
+            plot(result, out / "curve.png")
+
+    baselines = {} if args.final_only else probe_now(0, encoder, ("raw", "random"))
+    result["baselines"] = baselines
+    initial = {k: v.clone() for k, v in trainer.model.state_dict().items()}  # the run's own initial weights (epoch 0)
+    for step in wanted or [None]:
+        if step == 0:
+            path = None
+        else:
+            found = sorted((out / "checkpoints").glob("step_*.pt"), key=lambda p: int(p.stem.split("_")[1]))
+            if step is None:  # no list: every checkpoint (or the last with --final-only), after the initial model
+                for p in [found[-1]] if args.final_only else [None, *found]:
+                    probe_point(p, trainer, encoder, initial, source, probe_now, baselines, points, steps_per_epoch)
+                    save()
+                break
+            path = out / "checkpoints" / f"step_{step:08d}.pt"
+            while args.wait and not path.exists():
+                time.sleep(10)
+            if not path.exists():
+                print(f"no checkpoint {path}; skipped", flush=True)
+                continue
+            time.sleep(1)  # the writer renames a finished file into place; give it a moment anyway
+        probe_point(path, trainer, encoder, initial, source, probe_now, baselines, points, steps_per_epoch)
+        save()
     compared = {}
     if args.compare:  # which representation should the probe read? the last checkpoint, read four ways
         for use_target in (True, False):
@@ -125,10 +158,9 @@ def main() -> None:
         probe.cfg = probe.cfg.model_copy(update={"use_target": True, "representation": "pooled"})
         compared["random encoder pooled"] = {k: v for k, v in probe_now(0, encoder, ("random",)).items() if k.startswith("random")}
         print("random encoder pooled", json.dumps(compared["random encoder pooled"]), flush=True)
-    result = {"config": args.config, "overrides": run_overrides, "seeds": args.seeds, "baselines": baselines, "points": points, "compared": compared}
-    (out / ("compare.json" if args.final_only else "curve.json")).write_text(json.dumps(result, indent=1))
+    result["compared"] = compared
+    save()
 
-    heads = args.heads.split(",")
     print("\n| epoch | " + " | ".join(f"T-JEPA {h}" for h in heads) + " | RankMe (old / now) | emb. std (old / now) |")
     print("|---|" + "---|" * len(heads) + "---|---|")
     for p in points:
@@ -138,6 +170,44 @@ def main() -> None:
         accs = " | ".join(f"{baselines[f'{name}/{h}/accuracy']:.4f} ± {baselines[f'{name}/{h}/accuracy_std']:.4f}" for h in heads)
         print(f"| {name.replace('_', ' ')} | {accs} | | |")
 
+
+def probe_point(path, trainer, encoder, initial, source, probe_now, baselines, points, steps_per_epoch) -> None:
+    """Load checkpoint ``path`` (``None``: the run's initial weights) and append its probe and signals to ``points``."""
+    trainer.model.load_state_dict(initial if path is None else ckpt.load(path)["model"])
+    step = 0 if path is None else int(path.stem.split("_")[1])
+    metrics = baselines if path is None and baselines else probe_now(step, encoder)
+    point = {"step": step, "epoch": round(step / steps_per_epoch, 2), **signals(encoder, source)}
+    point.update({k: v for k, v in metrics.items() if k.startswith("pretrained/")})
+    points.append(point)
+    print(json.dumps(point), flush=True)
+
+
+def plot(result: dict, path: Path) -> None:
+    """Probe accuracy against pretraining epochs, one panel per head; baselines as mean ± std bands."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    heads, points, base = result["heads"], sorted(result["points"], key=lambda p: p["step"]), result["baselines"]
+    if not points:
+        return
+    fig, axes = plt.subplots(1, len(heads), figsize=(5 * len(heads), 3.6), squeeze=False)
+    epochs = [p["epoch"] for p in points]
+    for ax, head in zip(axes[0], heads):
+        mean = [p[f"pretrained/{head}/accuracy"] for p in points]
+        std = [p[f"pretrained/{head}/accuracy_std"] for p in points]
+        ax.errorbar(epochs, mean, yerr=std, marker="o", capsize=3, label="T-JEPA (target encoder)")
+        for key, colour in (("random_encoder", "tab:red"), ("raw_features", "tab:grey")):
+            if f"{key}/{head}/accuracy" in base:
+                m, s = base[f"{key}/{head}/accuracy"], base[f"{key}/{head}/accuracy_std"]
+                ax.axhline(m, color=colour, lw=1, label=key.replace("_", " "))
+                ax.axhspan(m - s, m + s, color=colour, alpha=0.15)
+        ax.set(title=f"Adult, {head} probe ({result['seeds']} seeds)", xlabel="pretraining epoch", ylabel="test accuracy")
+        ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
 
 if __name__ == "__main__":
     main()
