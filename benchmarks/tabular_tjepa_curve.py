@@ -80,6 +80,8 @@ def main() -> None:
     parser.add_argument("--final-only", action="store_true", help="probe only the last checkpoint (with --compare)")
     parser.add_argument("--compare", action="store_true",
                         help="also probe the last checkpoint's context encoder and mean-token (pooled) representations")
+    parser.add_argument("--baselines-from", default="",
+                        help="a curve.json of the same config, seed, probe and heads: reuse its raw, random and epoch-0 rows")
     parser.add_argument("overrides", nargs="*", help="config overrides, key.path=value")
     args = parser.parse_args()
 
@@ -125,7 +127,13 @@ def main() -> None:
         if not args.final_only:
             plot(result, out / "curve.png")
 
-    baselines = {} if args.final_only else probe_now(0, encoder, ("raw", "random"))
+    if args.baselines_from:  # same architecture, seed and probe: the same random encoder, raw features and initial weights
+        earlier = json.loads(Path(args.baselines_from).read_text())
+        assert earlier["heads"] == heads and earlier["seeds"] == args.seeds, "--baselines-from: other heads or seeds"
+        baselines = earlier["baselines"]
+        result["baselines_from"] = args.baselines_from
+    else:
+        baselines = {} if args.final_only else probe_now(0, encoder, ("raw", "random"))
     result["baselines"] = baselines
     initial = {k: v.clone() for k, v in trainer.model.state_dict().items()}  # the run's own initial weights (epoch 0)
     for step in wanted or [None]:
