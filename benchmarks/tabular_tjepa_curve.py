@@ -41,6 +41,7 @@ from omnissl.engine import Trainer
 from omnissl.evaluation.api import EvalRun
 from omnissl.evaluation.monitors import collapse_metrics, embedding_std, monitored_representation, rankme
 from omnissl.plugins import get_plugin_manager
+from omnissl.specs import BuildContext
 from omnissl_tabular.probe import TabularProbe, TabularProbeConfig
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -82,6 +83,9 @@ def main() -> None:
                         help="also probe the last checkpoint's context encoder and mean-token (pooled) representations")
     parser.add_argument("--baselines-from", default="",
                         help="a curve.json of the same config, seed, probe and heads: reuse its raw, random and epoch-0 rows")
+    parser.add_argument("--random-inits", type=int, default=0,
+                        help="only probe this many more random encoders of the config (init seeds 10000 + i), the "
+                             "random-encoder row's spread over initialisations; writes <out>/random_inits.json")
     parser.add_argument("overrides", nargs="*", help="config overrides, key.path=value")
     args = parser.parse_args()
 
@@ -113,8 +117,22 @@ def main() -> None:
         run = EvalRun(encoder=enc, data=source, device=trainer.device, random_encoder=trainer._random_encoder_builder(task), seed=config.seed, step=step)
         return probe(run).metrics
 
-    points: list[dict] = []
     heads = args.heads.split(",")
+    if args.random_inits:
+        inits = []
+        for i in range(args.random_inits):
+            torch.manual_seed(10_000 + i)
+            enc = trainer.registry.get("encoders", task.encoder.name).build(task.encoder.params, BuildContext(data=source, seed=config.seed))
+            metrics = probe_now(0, enc.to(trainer.device))
+            inits.append({"init_seed": 10_000 + i, **{k.removeprefix("pretrained/"): v for k, v in metrics.items()}})
+            print(json.dumps(inits[-1]), flush=True)
+            out.mkdir(parents=True, exist_ok=True)
+            (out / "random_inits.json").write_text(json.dumps({"overrides": run_overrides, "seeds": args.seeds, "inits": inits}, indent=1))
+        for h in heads:
+            means = torch.tensor([r[f"{h}/accuracy"] for r in inits])
+            print(f"random encoders, {h}: " + ", ".join(f"{float(m):.4f}" for m in means) + f"; over inits {float(means.mean()):.4f} ± {float(means.std(unbiased=False)):.4f}")
+        return
+    points: list[dict] = []
     every_per_epoch = round(steps_per_epoch)  # checkpoint steps are multiples of --every; 57 = one Adult epoch
     wanted = [round(float(e) * every_per_epoch) for e in args.probe_epochs.split(",")] if args.probe_epochs else []
     if args.probe_steps:
