@@ -156,7 +156,7 @@ class GraphTokenEncoder(Encoder):
         if keep is not None:  # a node whose hop-0 token is masked hides its features from the stem
             kept_nodes = torch.ones(n, dtype=torch.bool, device=keep.device)
             kept_nodes[:m] = (keep == 0).any(dim=1)
-        h = self.stem(batch, kept_nodes, standardize=True)
+        h = self.stem(batch, kept_nodes, standardize=True).float()  # neighbour sums in float32 under bf16 autocast
         edge_index, weight = gcn_norm(batch.edge_index, num_nodes=n, add_self_loops=True, dtype=h.dtype)
         hops = [h[:m]]
         for _ in range(self.cfg.hops):
