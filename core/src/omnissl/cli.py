@@ -165,6 +165,28 @@ def cmd_bench(args) -> int:
     return 0
 
 
+class _CommandParser(argparse.ArgumentParser):
+    """A subcommand's parser that takes options before, between and after its positionals.
+
+    ``omnissl evaluate CKPT -o DIR key=value`` would otherwise be refused: argparse fills ``overrides``
+    (``nargs="*"``) with the empty run of positionals before ``-o`` and then rejects ``key=value``.
+    ``parse_known_intermixed_args`` is argparse's own two-pass remedy; it cannot handle a parser that holds
+    subcommands of its own (``config schema``), which keeps the ordinary parse.
+    """
+
+    _intermixing = False
+
+    def parse_known_args(self, args=None, namespace=None):
+        nested = any(a.nargs in (argparse.PARSER, argparse.REMAINDER) for a in self._actions)
+        if nested or self._intermixing:  # parse_known_intermixed_args calls back into this method
+            return super().parse_known_args(args, namespace)
+        self._intermixing = True
+        try:
+            return self.parse_known_intermixed_args(args, namespace)
+        finally:
+            self._intermixing = False
+
+
 CORE_COMMANDS = ("pretrain", "validate", "evaluate", "plugins", "configs", "config", "export", "plot", "bench")
 
 
@@ -175,7 +197,7 @@ def build_parser(pm=None) -> argparse.ArgumentParser:
     )
     parser.add_argument("--strict-plugins", action="store_true", help="fail when any plugin fails to load")
     parser.add_argument("-v", "--verbose", action="store_true", help="show tracebacks for errors")
-    sub = parser.add_subparsers(dest="command", required=True)
+    sub = parser.add_subparsers(dest="command", required=True, parser_class=_CommandParser)
 
     p = sub.add_parser("pretrain", help="train from a run config")
     p.add_argument("config")
