@@ -74,3 +74,18 @@ def test_cpu_run_logs_the_accounting_fields_and_trains_as_without_them(toy_confi
     assert "tflops" not in plain[-1] and "data_wait_fraction" in plain[-1]
     for key, value in with_acc.model.state_dict().items():  # counting on a copy changed nothing the run trains
         assert torch.equal(value, without.model.state_dict()[key]), key
+
+
+def test_flops_of_a_data2vec_task_are_counted():
+    """core.data2vec reads its teacher's blocks through forward hooks; on the copy the count runs on, they must
+    fill the copy's list (they filled the original's, and every cross-domain task printed 'FLOPs not counted')."""
+    from omnissl.interfaces import Views
+    from omnissl.nn.token_encoder import TokenTransformer, TokenTransformerConfig
+    from omnissl.objectives.data2vec import Data2VecConfig, Data2VecObjective
+
+    encoder = TokenTransformer(6, TokenTransformerConfig(dim=16, depth=2, heads=2))
+    task = nn.ModuleDict({"encoder": encoder, "objective": Data2VecObjective(encoder, Data2VecConfig(num_masks=2), seed=0)})
+    x = torch.randn(4, 10, 6)
+    flops = accounting.task_flops(task, lambda m: m["objective"](m["encoder"], Views(inputs=[x], original=x)).loss)
+    # at least the teacher's forward: two blocks' QKV, output and two MLP projections (4x width) on every token
+    assert flops >= 4 * 10 * 2 * (2 * 16 * (3 * 16 + 16 + 2 * 4 * 16))

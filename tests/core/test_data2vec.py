@@ -130,3 +130,20 @@ def test_training_lowers_the_loss_on_predictable_tokens():
 def test_bad_encoder_is_a_clear_error():
     with pytest.raises(ValueError, match="TransformerTrunk"):
         Data2VecObjective(torch.nn.Linear(3, 3), Data2VecConfig(), seed=0)
+
+
+def test_a_deep_copy_reads_its_own_teachers_blocks():
+    """The block hooks follow ``copy.deepcopy`` (the engine counts FLOPs on a copy of each task): a hook that
+    closed over the original objective left the copy's captured layers empty (ZeroDivisionError in targets)."""
+    import copy
+
+    enc = _encoder(depth=2)
+    obj = Data2VecObjective(enc, Data2VecConfig(top_k=2), seed=0)
+    x = torch.randn(3, 10, 6)
+    clone = copy.deepcopy(obj)
+    torch.testing.assert_close(clone.targets(x)[0], obj.targets(x)[0])
+    assert obj._captured == [] and clone._captured == []  # each targets() call took exactly its own layers
+    with torch.no_grad():
+        for p in clone.teacher.parameters():
+            p.mul_(-1.0)  # the copy's targets now come from a different teacher; the original's stay
+    assert not torch.allclose(clone.targets(x)[0], obj.targets(x)[0])

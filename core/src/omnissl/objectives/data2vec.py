@@ -158,7 +158,10 @@ class Data2VecObjective(Objective):
         self.top_k = min(cfg.top_k or len(blocks), len(blocks))
         self._captured: list[Tensor] = []
         for block in blocks[len(blocks) - self.top_k :]:
-            (block.mlp if cfg.target == "ffn" else block).register_forward_hook(lambda m, i, o: self._captured.append(o))
+            # a bound method, not a lambda over ``self``: ``copy.deepcopy`` rebinds a bound method to the copy
+            # (a lambda would keep filling the original's list, and a copy's targets would average no layer;
+            # the engine's FLOP count runs on such a copy)
+            (block.mlp if cfg.target == "ffn" else block).register_forward_hook(self._capture)
         dim = encoder.output_dim
         self.decoder = Decoder1d(dim, trunks[0].dim, cfg.decoder_dim, cfg.decoder_depth, cfg.decoder_kernel, cfg.decoder_groups)
         self.mask_token = nn.Parameter(torch.zeros(dim))
@@ -166,6 +169,10 @@ class Data2VecObjective(Objective):
         self.draws = StepSeededDraws(seed)
         self.momentum = cfg.ema_decay
         remember_student(self, encoder)
+
+    def _capture(self, module: nn.Module, inputs: Any, output: Tensor) -> None:
+        """Forward hook on each of the teacher's top-K blocks: keep its output for :meth:`targets`."""
+        self._captured.append(output)
 
     @torch.no_grad()
     def targets(self, batch: Any) -> tuple[Tensor, Tensor | None]:
