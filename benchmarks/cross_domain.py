@@ -46,7 +46,7 @@ CPU_PRESET = [
     "tasks[4].data.num_clips=800",
     "tasks[4].batch_size=32",
     "tasks[4].eval=[{name: video.probe, labels: [digit, direction], probes: [linear], weight_decays: [0.0, 0.001], epochs: 20}]",
-    "tasks[5].eval=[{name: recsys.ranking, ks: [10], baselines: [popularity]}]",
+    "tasks[5].eval=[{name: recsys.ranking, ks: [10], baselines: [popularity, random]}]",
     "logging.log_every=1000",
     "engine.checkpoint.every=null",
 ]

@@ -4,7 +4,9 @@ with and without its SSL task, and BM3, all on the same split in one invocation.
 Each model trains with ``plugins/recsys/src/omnissl_recsys/configs/movielens_<model>.yaml`` through the engine; the ``recsys.ranking``
 evaluator runs every ``eval.every`` steps on validation and test. Model selection (early stopping on
 validation): the evaluation with the best ``val/recall@20`` is kept and its test metrics reported, so no
-test number influences the choice. The popularity baseline is the evaluator's own (from the MF run).
+test number influences the choice. The popularity baseline is the evaluator's own (from the MF run); each
+model's row is followed by its random encoder's (the same config freshly initialised, evaluated by the same
+evaluator in the same run: ``random/test/...``).
 
 Usage::
 
@@ -79,6 +81,12 @@ def table(results: list[dict]) -> str:
             f"{fmt([x['test/recall@10'] for x in m])} | {fmt([x['test/ndcg@10'] for x in m])} | {fmt([x['val/recall@20'] for x in m])} | "
             f"{'/'.join(str(r['step']) for r in runs)} | {statistics.mean(r['seconds'] for r in runs):.0f} |"
         )
+        if all("random/test/recall@20" in x for x in m):
+            lines.append(
+                f"| {LABELS.get(model, model)}: random encoder | {fmt([x['random/test/recall@20'] for x in m])} | "
+                f"{fmt([x['random/test/ndcg@20'] for x in m])} | {fmt([x['random/test/recall@10'] for x in m])} | "
+                f"{fmt([x['random/test/ndcg@10'] for x in m])} | {fmt([x['random/val/recall@20'] for x in m])} | – | – |"
+            )
     return "\n".join(lines)
 
 

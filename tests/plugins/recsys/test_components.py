@@ -156,3 +156,30 @@ def test_symmetric_spmm_gradient_matches_torch_sparse_mm(source):
     (torch.sparse.mm(adj, x) * w).sum().backward()
     torch.testing.assert_close(ours, x.grad)
     torch.testing.assert_close(symmetric_spmm(adj, x), torch.sparse.mm(adj, x))
+
+
+@pytest.mark.parametrize("encoder", ["recsys.two_tower", "recsys.lightgcn"])
+def test_ranking_reports_the_random_encoder_beside_the_model_by_default(source, encoder):
+    """Every ranking result sits beside popularity (the surface feature) and a random encoder of the run's
+    config; the random row is that encoder's own ranking, not the model's."""
+    from omnissl.evaluation.api import EvalRun
+    from omnissl.specs import BuildContext
+    from omnissl_recsys.evaluators import RankingConfig, RankingEvaluator
+
+    registry = PluginManager().registry
+
+    def build(seed):
+        torch.manual_seed(seed)
+        return registry.get("encoders", encoder).build({"dim": 8}, BuildContext(data=source))
+
+    def evaluate(cfg, model, random_seed):
+        return RankingEvaluator(cfg)(EvalRun(encoder=model, data=source, device=torch.device("cpu"), random_encoder=lambda: build(random_seed)))
+
+    result = evaluate(RankingConfig(ks=[5]), build(0), random_seed=1)
+    alone = evaluate(RankingConfig(ks=[5], baselines=[]), build(1), random_seed=2)  # the random encoder as the model
+    for split in ("val", "test"):
+        assert result.metrics[f"random/{split}/recall@5"] == alone.metrics[f"{split}/recall@5"]
+        assert result.metrics[f"random/{split}/ndcg@5"] == alone.metrics[f"{split}/ndcg@5"]
+        assert f"popularity/{split}/recall@5" in result.metrics
+    assert result.metrics["test/ndcg@5"] != result.metrics["random/test/ndcg@5"]
+    assert [row["representation"] for row in result.rows] == ["model", "model", "popularity", "popularity", "random encoder", "random encoder"]

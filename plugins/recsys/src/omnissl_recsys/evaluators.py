@@ -2,8 +2,10 @@
 
 The evaluator asks the encoder for its full user and item tables (:meth:`RecommenderEncoder.tables`) and
 ranks every item for every user in batches on the device (:func:`omnissl_recsys.metrics.evaluate_ranking`).
-Baselines in the same run: ``popularity`` (items ranked by training interaction count) and ``random``
-(the same encoder freshly initialised). Metric keys: ``{split}/{metric}@{K}`` for the model and
+Baselines in the same run, both on by default: ``popularity`` (items ranked by training interaction count,
+the surface feature) and ``random`` (``run.random_encoder()``: the run's encoder config freshly initialised,
+e.g. a random two-tower, or a random LightGCN whose untrained embeddings still go through the propagation).
+Metric keys: ``{split}/{metric}@{K}`` for the model and
 ``{baseline}/{split}/{metric}@{K}`` for baselines; ``{split}/users`` and ``{split}/users_without_targets``
 count evaluated and excluded users. Model selection on ``val/recall@20`` is done by the runner
 (``benchmarks/recsys_quality.py``) over evaluations every ``eval.every`` steps.
@@ -22,15 +24,20 @@ from omnissl.specs import BuildContext, ComponentConfig
 from omnissl_recsys.metrics import evaluate_ranking
 
 
+#: Printed row names of the metric prefixes (``model`` has none; the baselines keep their short prefixes).
+ROW_NAMES = {"model": "model", "popularity": "popularity", "random": "random encoder"}
+
+
 class RankingConfig(ComponentConfig):
-    """``ks`` ([10, 20]); ``splits`` (["val", "test"]); ``baselines`` (["popularity"]; also "random");
+    """``ks`` ([10, 20]); ``splits`` (["val", "test"]); ``baselines`` (["popularity", "random"]: the rows
+    every result is reported beside; leave one out only to save time in a sweep, never in a reported run);
     ``max_batch_elements`` (2**25 scores per user batch: the memory bound); ``max_users`` (``None``: all
     users; else the first N users, for large benchmarks).
     """
 
     ks: list[int] = Field(default_factory=lambda: [10, 20])
     splits: list[Literal["val", "test"]] = Field(default_factory=lambda: ["val", "test"])
-    baselines: list[Literal["popularity", "random"]] = Field(default_factory=lambda: ["popularity"])
+    baselines: list[Literal["popularity", "random"]] = Field(default_factory=lambda: ["popularity", "random"])
     max_batch_elements: int = Field(1 << 25, gt=0)
     max_users: int | None = Field(None, gt=0)
 
@@ -82,7 +89,7 @@ class RankingEvaluator:
         rows = []
         for name, values in results.items():
             for split in self.cfg.splits:
-                row = {"representation": name, "split": split}
+                row = {"representation": ROW_NAMES[name], "split": split}
                 row.update({m: f"{values.get(f'{split}/{m}', float('nan')):.4f}" for m in (f"{kind}@{k}" for k in self.cfg.ks for kind in ("recall", "ndcg"))})
                 rows.append(row)
         return EvalResult(name="recsys.ranking", metrics=flat, rows=rows)
