@@ -117,3 +117,53 @@ def test_describe_gives_utterances_per_split_rate_durations_and_labels():
     seconds = source.wave_lengths.double() / source.sample_rate
     assert f"{source.sample_rate} Hz" in line and f"{float(seconds.max()):.2f} s per utterance" in line
     assert "label 'vowel': 5 classes" in line and "label 'speaker': 4 classes" in line
+
+
+@pytest.mark.parametrize("stored_decode", [True, False], ids=["saved-as-Audio()", "saved-as-Audio(decode=False)"])
+def test_hf_dataset_audio_column_is_decoded_here_without_torchcodec(tmp_path, stored_decode):
+    """A saved DatasetDict with an Audio column reads as a source (datasets' own decoding needs torchcodec,
+    which is not a dependency): its splits, its ClassLabel and string labels, and the same frames as the
+    folder source gives for the same WAV files."""
+    pytest.importorskip("datasets")
+    from omnissl_speech.examples import write_hf_dataset
+
+    path = write_hf_dataset(tmp_path, stored_decode=stored_decode)
+    source = datasets.hf_dataset_source(datasets.HFDatasetConfig(path=str(path), sample_rate=8000))
+    assert {k: int(v.numel()) for k, v in source.splits.items()} == {"train": 8, "val": 4, "test": 4}
+    assert source.classes == {"digit": ["zero", "one"], "speaker": ["alice", "bob"]}
+    folder = datasets.folder_source(datasets.FolderConfig(path=str(tmp_path / "recordings"), sample_rate=8000, label_pattern=datasets.FSDD_PATTERN))
+    by_name = {n: i for i, n in enumerate(folder.names)}
+    for i, name in enumerate(source.names):
+        file = name.split("(")[1].rstrip(")")  # "train row 3 (1_bob_10.wav)"
+        j = by_name[file]
+        assert source.labels["digit"][i] == int(file[0]) and source.classes["speaker"][int(source.labels["speaker"][i])] == file.split("_")[1]
+        split = next(s for s, idx in source.splits.items() if i in idx.tolist())
+        assert split == ("test" if int(file.split("_")[2][:-4]) <= 4 else "val" if int(file.split("_")[2][:-4]) <= 9 else "train")
+        mine, theirs = source.gather(torch.tensor([i])), folder.gather(torch.tensor([j]))
+        torch.testing.assert_close(mine.waveform, theirs.waveform)
+    # global normalisation covers the same frames, in another order: the corpus statistics agree
+    torch.testing.assert_close(source.surface["log-mel mean"].mean(0), folder.surface["log-mel mean"].mean(0))
+
+
+def test_hf_dataset_rows_naming_files_and_bad_columns(tmp_path):
+    """Rows without bytes are read from the file they name; a wrong or
+    non-audio column is a DataError naming the columns; a folder not saved by datasets says so."""
+    pytest.importorskip("datasets")
+    from datasets import Audio, Dataset, Features, Value
+
+    for i, sec in enumerate([0.3, 0.5, 0.2, 0.4]):
+        _tone(tmp_path / f"clip{i}.wav", sec, freq=200 + 100 * i)
+    rows = {"audio": [{"bytes": None, "path": str(tmp_path / f"clip{i}.wav")} for i in range(4)], "label": ["a", "b", "a", "b"]}
+    features = Features({"audio": {"bytes": Value("binary"), "path": Value("string")}, "label": Value("string")})
+    Dataset.from_dict(rows, features=features).cast_column("audio", Audio(decode=False)).save_to_disk(str(tmp_path / "ds"))
+    cfg = datasets.HFDatasetConfig(path=str(tmp_path / "ds"), sample_rate=8000, val_fraction=0.25, test_fraction=0.25)
+    source = datasets.hf_dataset_source(cfg)
+    assert source.num_utterances == 4 and source.classes == {"label": ["a", "b"]}
+    assert source.wave_lengths.tolist() == [2400, 4000, 1600, 3200]
+    assert source.names[1] == "row 1 (clip1.wav)"
+    with pytest.raises(DataError, match=r"no column 'speech'; its columns are \['audio', 'label'\]"):
+        datasets.hf_dataset_source(cfg.model_copy(update={"audio_column": "speech"}))
+    with pytest.raises(DataError, match="column 'label' is Value, not an Audio column"):
+        datasets.hf_dataset_source(cfg.model_copy(update={"audio_column": "label"}))
+    with pytest.raises(DataError, match="not a folder written by datasets' save_to_disk"):
+        datasets.hf_dataset_source(cfg.model_copy(update={"path": str(tmp_path)}))

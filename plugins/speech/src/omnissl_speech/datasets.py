@@ -7,11 +7,17 @@ lengths), and :meth:`SpeechSource.batch` gathers a right-padded batch with its p
 
 Unreadable and empty files are skipped and counted with one warning naming them; a corpus with no
 readable audio is a :class:`omnissl.errors.DataError`.
+
+``speech.hf_dataset`` reads a local HF ``datasets`` folder (``save_to_disk``) with an audio column. Its
+``Audio`` column is cast to ``decode=False`` and the stored bytes (or the file each row names) are decoded
+here with soundfile, like every other file: ``datasets``' own decoding needs torchcodec, which omnissl does
+not depend on.
 """
 
 from __future__ import annotations
 
 import csv
+import io
 import json
 import os
 import re
@@ -213,6 +219,29 @@ class ManifestConfig(SpeechDataConfig):
     seed: int = 0
 
 
+class HFDatasetConfig(SpeechDataConfig):
+    """A local HF ``datasets`` folder written by ``save_to_disk`` (``datasets.load_from_disk``: memory-mapped
+    Arrow, nothing downloaded), one split or a ``DatasetDict`` of splits.
+
+    Attributes:
+        path: the folder (required; the empty default is rejected with a message).
+        audio_column: the ``Audio`` column (default ``"audio"``); each row's stored bytes are decoded, or,
+            without bytes, the file it names (a relative path from the dataset's folder when the file is there,
+            else from the working directory).
+        label_columns: columns kept as labels (default ``None``: every integer, ``ClassLabel`` or string
+            column besides the audio); ``[]`` keeps none.
+        val_fraction, test_fraction, seed: random split of a one-split folder. A ``DatasetDict``'s own
+            splits are used instead: ``train``, ``validation`` (or ``val``, ``valid``, ``dev``) and ``test``.
+    """
+
+    path: str = ""
+    audio_column: str = "audio"
+    label_columns: list[str] | None = None
+    val_fraction: float = Field(0.1, ge=0, lt=1)
+    test_fraction: float = Field(0.1, ge=0, lt=1)
+    seed: int = 0
+
+
 class FSDDConfig(SpeechDataConfig):
     """The Free Spoken Digit Dataset (Jackson et al.): ``{digit}_{speaker}_{index}.wav`` at 8 kHz.
 
@@ -263,9 +292,13 @@ class _Decode(torch.utils.data.Dataset):
     def __len__(self) -> int:
         return len(self.paths)
 
+    def read(self, i: int) -> tuple[Any, int]:
+        """Item ``i``'s samples ``(S, C)`` float32 and its sample rate."""
+        return sf.read(str(self.paths[i]), dtype="float32", always_2d=True)
+
     def __getitem__(self, i: int) -> tuple[Tensor | None, str]:
         try:
-            data, rate = sf.read(str(self.paths[i]), dtype="float32", always_2d=True)
+            data, rate = self.read(i)
         except Exception as err:  # soundfile raises LibsndfileError, RuntimeError or OSError by format
             return None, f"unreadable ({type(err).__name__}: {str(err).splitlines()[0][:80]})"
         wave = torch.from_numpy(data).mean(dim=1)
@@ -280,15 +313,16 @@ class _Decode(torch.utils.data.Dataset):
         return wave, ""
 
 
-def decode_files(paths: Sequence[Path], sample_rate: int, max_seconds: float | None, num_workers: int, where: str) -> tuple[list[Tensor], list[int]]:
-    """Decode ``paths``; returns the waveforms and the positions of the files that decoded."""
+def decode_files(paths: Sequence[Path], sample_rate: int, max_seconds: float | None, num_workers: int, where: str,
+                 decoder: _Decode | None = None) -> tuple[list[Tensor], list[int]]:
+    """Decode ``paths`` (or ``decoder``'s items, named by ``paths``); returns the waveforms and the positions that decoded."""
     loader = torch.utils.data.DataLoader(
-        _Decode(paths, sample_rate, max_seconds), batch_size=None, num_workers=num_workers, collate_fn=lambda x: x
+        decoder or _Decode(paths, sample_rate, max_seconds), batch_size=None, num_workers=num_workers, collate_fn=lambda x: x
     )
     waves, kept, bad = [], [], []
     for i, (wave, reason) in enumerate(loader):
         if wave is None:
-            bad.append(f"{paths[i].name} ({reason})")
+            bad.append(f"{paths[i].name if isinstance(paths[i], Path) else paths[i]} ({reason})")
         else:
             waves.append(wave)
             kept.append(i)
@@ -352,8 +386,16 @@ def _build(cfg: SpeechDataConfig, paths: list[Path], columns: dict[str, list[Any
         if not in_memory:
             return lazy.build_lazy(cfg, paths, columns, split_of, where, seed, val, test, decision)
     waves, kept = decode_files(paths, cfg.sample_rate, cfg.max_seconds, cfg.num_workers, where)
+    return _assemble(cfg, waves, kept, [p.name for p in paths], columns, split_of, seed, val, test)
+
+
+def _assemble(cfg: SpeechDataConfig, waves: list[Tensor], kept: list[int], names: list[str], columns: dict[str, list[Any]],
+              split_of: list[str] | None, seed: int, val: float, test: float, classes: dict[str, list[str]] | None = None) -> SpeechSource:
+    """The in-memory source from decoded ``waves`` (items ``kept`` of ``names``, ``columns`` and ``split_of``)."""
     columns = {k: [v[i] for i in kept] for k, v in columns.items()}
-    labels, classes = _encode_labels(columns)
+    labels, found = _encode_labels({k: v for k, v in columns.items() if k not in (classes or {})})
+    labels.update({k: torch.tensor([int(x) for x in columns[k]]) for k in classes or {}})
+    classes = {**found, **(classes or {})}
     if split_of is not None:
         split_of = [split_of[i] for i in kept]
         splits = {s: torch.tensor([i for i, x in enumerate(split_of) if x == s], dtype=torch.long) for s in ("train", "val", "test")}
@@ -362,7 +404,7 @@ def _build(cfg: SpeechDataConfig, paths: list[Path], columns: dict[str, list[Any
     feats, surface = _featurise(waves, cfg)
     return SpeechSource(
         feats, _normalise_waves(waves) if cfg.keep_waveform else None, labels, splits, surface, cfg.sample_rate,
-        [paths[i].name for i in kept], cfg.pretrain_split, classes,
+        [names[i] for i in kept], cfg.pretrain_split, classes,
     )
 
 
@@ -440,6 +482,101 @@ def manifest_source(cfg: ManifestConfig, ctx: BuildContext | None = None) -> Spe
         if unknown:
             raise DataError(f"{manifest}: split values must be train, val or test; found {unknown}")
     return _build(cfg, paths, columns, split_of, str(manifest), cfg.seed, cfg.val_fraction, cfg.test_fraction)
+
+
+HF_SPLITS = {"train": "train", "validation": "val", "valid": "val", "val": "val", "dev": "val", "test": "test"}
+
+
+class _HFDecode(_Decode):
+    """Rows of saved HF datasets (their audio column cast to ``decode=False``): the stored bytes, else the file
+    named in ``path`` (a relative one from ``folder`` when it is there, else from the working directory, as
+    ``datasets`` reads it), decoded with soundfile in the loader's workers."""
+
+    def __init__(self, parts: Sequence[Any], column: str, folder: Path, sample_rate: int, max_seconds: float | None):
+        self.rows = [(part, i) for part in parts for i in range(part.num_rows)]
+        self.column, self.folder = column, folder
+        super().__init__([], sample_rate, max_seconds)
+
+    def __len__(self) -> int:
+        return len(self.rows)
+
+    def read(self, i: int) -> tuple[Any, int]:
+        part, row = self.rows[i]
+        cell = part[row][self.column]
+        if cell.get("bytes"):
+            return sf.read(io.BytesIO(cell["bytes"]), dtype="float32", always_2d=True)
+        if not cell.get("path"):
+            raise ValueError("the row holds neither audio bytes nor a path")
+        path = Path(cell["path"]).expanduser()
+        if not path.is_absolute() and (self.folder / path).is_file():
+            path = self.folder / path  # else relative to the working directory, as datasets reads it
+        return sf.read(str(path), dtype="float32", always_2d=True)
+
+
+def _load_hf_audio(folder: Path, column: str) -> dict[str, Any]:
+    """The saved dataset's parts by split name (``{"all": ds}`` for one split), ``column`` cast to ``Audio(decode=False)``."""
+    try:
+        from datasets import Audio, Dataset, load_from_disk
+    except ImportError as err:
+        raise DataError(f"{folder}: reading a HF datasets folder needs the 'datasets' package: pip install 'omnissl-speech[hf]'") from err
+    if not ((folder / "state.json").is_file() or (folder / "dataset_dict.json").is_file()):
+        raise DataError(f"{folder} is not a folder written by datasets' save_to_disk (no state.json or dataset_dict.json); set data.path to one")
+    loaded = load_from_disk(str(folder))
+    parts = {"all": loaded} if isinstance(loaded, Dataset) else dict(loaded)
+    out = {}
+    for name, part in parts.items():
+        feature = part.features.get(column)
+        if feature is None:
+            raise DataError(f"{folder}{'' if name == 'all' else f' (split {name!r})'}: no column {column!r}; its columns are {sorted(part.features)}; set data.audio_column")
+        if not isinstance(feature, Audio):
+            raise DataError(f"{folder}: column {column!r} is {type(feature).__name__}, not an Audio column; set data.audio_column to the audio column")
+        out[name] = part.cast_column(column, Audio(decode=False))  # datasets' decoding needs torchcodec; soundfile decodes here
+    return out
+
+
+def _hf_label_columns(part: Any, cfg: HFDatasetConfig, folder: Path) -> tuple[list[str], dict[str, list[str]]]:
+    """The label columns and, for ``ClassLabel`` ones, their class names."""
+    from datasets import ClassLabel, Value
+
+    features = part.features
+    if cfg.label_columns is None:
+        names = [k for k, f in features.items() if k != cfg.audio_column and (isinstance(f, ClassLabel) or (
+                 isinstance(f, Value) and (f.dtype.startswith(("int", "uint")) or f.dtype in ("string", "large_string"))))]
+    else:
+        names = list(cfg.label_columns)
+        missing = [k for k in names if k not in features]
+        if missing:
+            raise DataError(f"{folder}: data.label_columns {missing} are not columns; its columns are {sorted(features)}")
+    return names, {k: list(features[k].names) for k in names if isinstance(features[k], ClassLabel)}
+
+
+def _hf_row_names(part: Any, column: str, split: str) -> list[str]:
+    """What warnings call each row: its split and row number, and the file name its audio cell records."""
+    column_arrow = part.with_format("arrow")[column]  # Arrow, memory-mapped: the audio bytes are not read
+    stored = [p for chunk in column_arrow.chunks for p in chunk.field("path").to_pylist()]
+    where = "row" if split == "all" else f"{split} row"
+    return [f"{where} {i} ({Path(p).name})" if p else f"{where} {i}" for i, p in enumerate(stored)]
+
+
+def hf_dataset_source(cfg: HFDatasetConfig, ctx: BuildContext | None = None) -> SpeechSource:
+    """The audio column of a local HF ``datasets`` folder, decoded with soundfile; other columns become labels."""
+    if not cfg.path:
+        raise DataError("speech.hf_dataset: set data.path to a folder written by datasets' save_to_disk")
+    if cfg.in_memory is False:
+        raise DataError("speech.hf_dataset reads in memory; streaming it is not built yet. Export the audio files and a manifest and use speech.manifest with data.in_memory: false")
+    folder = Path(os.path.expandvars(cfg.path)).expanduser()
+    parts = _load_hf_audio(folder, cfg.audio_column)
+    unknown = sorted(set(parts) - {"all", *HF_SPLITS})
+    if unknown:
+        raise DataError(f"{folder}: splits {unknown} are not train, validation (val, valid, dev) or test; save those splits, or point data.path at one split's folder")
+    first = next(iter(parts.values()))
+    label_names, classes = _hf_label_columns(first, cfg, folder)
+    columns: dict[str, list[Any]] = {k: [v for part in parts.values() for v in part[k]] for k in label_names}
+    split_of = None if "all" in parts else [HF_SPLITS[name] for name, part in parts.items() for _ in range(part.num_rows)]
+    names = [n for name, part in parts.items() for n in _hf_row_names(part, cfg.audio_column, name)]
+    decoder = _HFDecode(list(parts.values()), cfg.audio_column, folder, cfg.sample_rate, cfg.max_seconds)
+    waves, kept = decode_files(names, cfg.sample_rate, cfg.max_seconds, cfg.num_workers, str(folder), decoder)
+    return _assemble(cfg, waves, kept, names, columns, split_of, cfg.seed, cfg.val_fraction, cfg.test_fraction, classes)
 
 
 def default_data_root() -> Path:

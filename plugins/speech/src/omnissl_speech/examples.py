@@ -51,3 +51,35 @@ def manifest_example(folder: Path) -> dict:
 def fsdd_example(folder: Path) -> dict:
     """``speech.fsdd`` on the FSDD file names (index 0-4 test, 5-9 val, the rest train)."""
     return {"path": str(write_recordings(folder))}
+
+
+def write_hf_dataset(folder: Path, stored_decode: bool = True) -> Path:
+    """``hf/``: the recordings as a HF ``DatasetDict`` (train / validation / test by FSDD index) saved with
+    ``save_to_disk``: an ``audio`` column of WAV bytes, a ``ClassLabel`` ``digit`` and a string ``speaker``.
+
+    The audio column is written as ``Audio(decode=False)`` from the bytes (``datasets`` encodes audio through
+    torchcodec otherwise) and, with ``stored_decode``, saved as a plain ``Audio()`` column, as a user's
+    dataset usually is: reading it back must not need torchcodec.
+    """
+    from datasets import Audio, ClassLabel, Dataset, DatasetDict, Features, Value
+
+    root = write_recordings(folder)
+    features = Features({"audio": {"bytes": Value("binary"), "path": Value("string")}, "digit": ClassLabel(names=["zero", "one"]), "speaker": Value("string")})
+    splits: dict[str, list[Path]] = {"train": [], "validation": [], "test": []}
+    for p in sorted(root.glob("*.wav")):
+        index = int(p.stem.split("_")[2])
+        splits["test" if index <= 4 else "validation" if index <= 9 else "train"].append(p)
+    parts = {}
+    for name, paths in splits.items():
+        rows = {"audio": [{"bytes": p.read_bytes(), "path": p.name} for p in paths],
+                "digit": [int(p.stem.split("_")[0]) for p in paths], "speaker": [p.stem.split("_")[1] for p in paths]}
+        part = Dataset.from_dict(rows, features=features).cast_column("audio", Audio(decode=False))
+        parts[name] = part.cast_column("audio", Audio()) if stored_decode else part
+    out = folder / "hf"
+    DatasetDict(parts).save_to_disk(str(out))
+    return out
+
+
+def hf_dataset_example(folder: Path) -> dict:
+    """``speech.hf_dataset`` on the recordings saved as a HF ``DatasetDict`` with its own splits."""
+    return {"path": str(write_hf_dataset(folder)), "sample_rate": RATE}

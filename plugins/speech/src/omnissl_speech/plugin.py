@@ -58,6 +58,9 @@ def omnissl_datasets():
                       summary="A folder of audio files (soundfile), labels from a file-name pattern.")
     yield DatasetSpec(name="speech.manifest", modality=MODALITY, config=datasets.ManifestConfig, factory=datasets.manifest_source, example=examples.manifest_example,
                       summary="Audio files listed in a CSV/JSONL manifest with optional labels and split.")
+    yield DatasetSpec(name="speech.hf_dataset", modality=MODALITY, config=datasets.HFDatasetConfig, factory=datasets.hf_dataset_source,
+                      example=examples.hf_dataset_example,
+                      summary="A local HF datasets folder (save_to_disk) with an audio column, decoded with soundfile; its splits and labels.")
     yield DatasetSpec(name="speech.fsdd", modality=MODALITY, config=datasets.FSDDConfig, factory=datasets.fsdd_source, example=examples.fsdd_example,
                       summary="Free Spoken Digit Dataset, official split (index 0-4 test), digit and speaker labels.")
     yield DatasetSpec(name="speech.synthetic", modality=MODALITY, config=datasets.SyntheticConfig, factory=datasets.synthetic_source,
