@@ -97,3 +97,21 @@ def test_hf_datasets_folder_is_a_table(tmp_path, monkeypatch):
     datasets_hf.DatasetDict({"train": hf, "test": hf}).save_to_disk(str(tmp_path / "dict"))
     with pytest.raises(DataError, match="holds several splits"):
         datasets.csv_source(datasets.CSVTableConfig(path=str(tmp_path / "dict"), **kw))
+
+
+def test_hf_folder_with_audio_and_image_columns_reads_without_torchcodec(tmp_path):
+    """``load_hf`` casts Audio and Image columns to ``decode=False``: a row gives the stored bytes, where
+    ``datasets`` would decode them (audio through torchcodec, which is not installed)."""
+    datasets_hf = pytest.importorskip("datasets")
+    from omnissl_tabular.reader import load_hf
+
+    features = datasets_hf.Features({"clip": {"bytes": datasets_hf.Value("binary"), "path": datasets_hf.Value("string")},
+                                     "picture": {"bytes": datasets_hf.Value("binary"), "path": datasets_hf.Value("string")},
+                                     "x": datasets_hf.Value("float64")})
+    rows = {"clip": [{"bytes": b"RIFF-1", "path": "a.wav"}], "picture": [{"bytes": b"PNG-1", "path": "a.png"}], "x": [1.5]}
+    hf = datasets_hf.Dataset.from_dict(rows, features=features)
+    hf = hf.cast_column("clip", datasets_hf.Audio(decode=False)).cast_column("clip", datasets_hf.Audio())
+    hf = hf.cast_column("picture", datasets_hf.Image(decode=False)).cast_column("picture", datasets_hf.Image())
+    hf.save_to_disk(str(tmp_path / "hf"))
+    row = load_hf(tmp_path / "hf")[0]
+    assert row == {"clip": {"bytes": b"RIFF-1", "path": "a.wav"}, "picture": {"bytes": b"PNG-1", "path": "a.png"}, "x": 1.5}

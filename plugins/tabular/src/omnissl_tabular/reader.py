@@ -98,14 +98,21 @@ def is_hf_dataset(path: Path) -> bool:
 
 
 def load_hf(path: Path):
-    """``datasets.load_from_disk(path)`` (memory-mapped Arrow, nothing downloaded); a folder of several splits is refused."""
+    """``datasets.load_from_disk(path)`` (memory-mapped Arrow, nothing downloaded); a folder of several splits is refused.
+
+    ``Audio`` and ``Image`` columns are cast to ``decode=False``: a row then holds the stored ``{"bytes", "path"}``
+    instead of a decoded clip or picture, whose decoding in ``datasets`` needs torchcodec (not a dependency).
+    """
     try:
-        from datasets import Dataset, load_from_disk
+        from datasets import Audio, Dataset, Image, load_from_disk
     except ImportError as err:
         raise DataError(f"{path} is a HF datasets folder; reading it needs the 'datasets' package: pip install 'omnissl-tabular[hf]'") from err
     ds = load_from_disk(str(path))
     if not isinstance(ds, Dataset):
         raise DataError(f"{path} holds several splits {sorted(ds)}; point data.path at one of them ({path}/<split>) and data.test_path at another")
+    for name, feature in ds.features.items():
+        if isinstance(feature, (Audio, Image)) and feature.decode:
+            ds = ds.cast_column(name, type(feature)(decode=False))
     return ds
 
 
