@@ -3,7 +3,8 @@
 For a cross-domain config (default ``configs/cross_domain/real.yaml``) and each seed, runs
 
 - ``shared``: the config as written (one trunk for every token encoder);
-- ``separate``: the same tasks jointly, each encoder with its own trunk (``shared={}``, ``encoder.trunk=null``);
+- ``separate``: the same tasks jointly, each encoder with its own trunk of the shared trunk's width, depth and heads
+  (``shared={}``, ``encoder.trunk=null``);
 - ``alone/<task>``: each task by itself for the number of steps it got in the joint run (round robin:
   ``steps / tasks``), so every domain sees the same number of its own steps in every arm;
 
@@ -120,7 +121,9 @@ def main(argv: list[str] | None = None) -> None:
         if "shared" in args.arms:
             results[f"shared/{seed}"] = _run(args.config, args.out / f"shared-s{seed}", common)
         if "separate" in args.arms:
-            unshare = ["shared={}"] + [f"tasks[{i}].encoder.trunk=null" for i in _token_tasks(tasks)]
+            trunk = next(iter(data["shared"].values()))  # each encoder's own trunk is shaped like the shared one
+            unshare = ["shared={}"] + [f"tasks[{i}].encoder.{k}={v}" for i in _token_tasks(tasks)
+                                       for k, v in [("trunk", "null"), ("dim", trunk["dim"]), ("depth", trunk["depth"]), ("heads", trunk["heads"])]]
             results[f"separate/{seed}"] = _run(args.config, args.out / f"separate-s{seed}", common + unshare)
         if "alone" in args.arms:
             own_steps = max(1, args.steps // len(tasks))
