@@ -115,3 +115,20 @@ def test_hf_folder_with_audio_and_image_columns_reads_without_torchcodec(tmp_pat
     hf.save_to_disk(str(tmp_path / "hf"))
     row = load_hf(tmp_path / "hf")[0]
     assert row == {"clip": {"bytes": b"RIFF-1", "path": "a.wav"}, "picture": {"bytes": b"PNG-1", "path": "a.png"}, "x": 1.5}
+
+
+def test_hf_folder_media_columns_are_left_out_of_the_table_with_a_warning(tmp_path):
+    """An Audio column read as a table column would make every stored clip its own category; it is left out,
+    named in one warning, and the scalar columns read as before."""
+    datasets_hf = pytest.importorskip("datasets")
+    n = 60
+    rows = {"clip": [{"bytes": f"RIFF-{i}".encode(), "path": f"{i}.wav"} for i in range(n)],
+            "x": [float(i % 7) for i in range(n)], "y": [str(i % 2) for i in range(n)]}
+    features = datasets_hf.Features({"clip": {"bytes": datasets_hf.Value("binary"), "path": datasets_hf.Value("string")},
+                                     "x": datasets_hf.Value("float64"), "y": datasets_hf.Value("string")})
+    hf = datasets_hf.Dataset.from_dict(rows, features=features).cast_column("clip", datasets_hf.Audio(decode=False))
+    hf.save_to_disk(str(tmp_path / "hf"))
+    with pytest.warns(UserWarning, match=r"columns 'clip' \(Audio\) are not scalar table cells"):
+        source = datasets.csv_source(datasets.CSVTableConfig(path=str(tmp_path / "hf"), target="y", val_fraction=0.2,
+                                                             test_fraction=0.2, in_memory=True))
+    assert "clip" not in source.schema.to_json() and "x" in source.schema.to_json()

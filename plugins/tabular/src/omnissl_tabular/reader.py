@@ -10,6 +10,7 @@ chunks (:func:`iter_table`, the lazy path of :mod:`omnissl_tabular.stream`). Cel
 from __future__ import annotations
 
 import csv
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -117,8 +118,22 @@ def load_hf(path: Path):
 
 
 def _iter_hf(path: Path, missing: set[str], chunk_rows: int | None):
-    """Rows of a saved HF dataset as object frames, ``chunk_rows`` at a time (Arrow record batches, memory-mapped)."""
+    """Rows of a saved HF dataset as object frames, ``chunk_rows`` at a time (Arrow record batches, memory-mapped).
+
+    Only scalar columns (``Value``, ``ClassLabel``) are table cells. Audio, image and nested columns are left
+    out with one warning that names them: as categories every stored clip would be its own value.
+    """
+    from datasets import ClassLabel, Value
+
     ds = load_hf(path)
+    other = [name for name, feature in ds.features.items() if not isinstance(feature, (Value, ClassLabel))]
+    if other:
+        kinds = ", ".join(f"{name!r} ({type(ds.features[name]).__name__})" for name in other)
+        warnings.warn(f"{path}: columns {kinds} are not scalar table cells and are left out; read audio with the speech "
+                      f"plugin's speech.hf_dataset", stacklevel=2)
+        ds = ds.remove_columns(other)
+        if not ds.column_names:
+            raise DataError(f"{path}: the HF dataset has no scalar columns to read as a table")
     size = chunk_rows or max(1, ds.num_rows)
     start = 0
     for batch in ds.with_format("arrow").iter(batch_size=size):
