@@ -8,8 +8,10 @@ training and the random encoder; the generated data (seed 0) is the same for eve
 
     OMP_NUM_THREADS=1 uv run python benchmarks/video_quality.py --methods videomae sigma crossvideomae --seeds 0 1 2
 
-Writes one JSON per run to benchmarks/results/video_quality/ and prints the mean +- std table
-(``--summarise`` only prints the table from existing JSON files).
+Writes one JSON per run to benchmarks/results/video_quality/ (400 steps, the shared budget) or
+benchmarks/results/video_quality_<steps>steps/ (any other budget, so longer runs never overwrite the 400-step
+ones) and prints the mean +- std table, one block per method and budget (``--summarise`` only prints the
+table from the existing JSON files of every budget).
 """
 
 from __future__ import annotations
@@ -24,6 +26,11 @@ from pathlib import Path
 import torch
 
 RESULTS = Path("benchmarks/results/video_quality")
+
+
+def results_dir(steps: int) -> Path:
+    """400 steps (the budget of the shared table) keeps the original folder; other budgets get their own."""
+    return RESULTS if steps == 400 else RESULTS.with_name(f"{RESULTS.name}_{steps}steps")
 REPS = ["encoder", "random encoder", "raw pixels (time mean, 8x8)", "raw pixels (4 frames, 8x8)"]
 
 
@@ -41,18 +48,19 @@ def run(method: str, seed: int, steps: int, epochs: int, out_root: Path) -> dict
     (probe,) = result.evals
     record = {"method": method, "seed": seed, "steps": steps, "batch_size": 64, "wall_s": wall, "threads": torch.get_num_threads(),
               "final_loss": result.metrics.get("loss"), "metrics": probe.metrics, "overrides": overrides}
-    RESULTS.mkdir(parents=True, exist_ok=True)
-    (RESULTS / f"{method}_seed{seed}.json").write_text(json.dumps(record, indent=2))
+    out = results_dir(steps)
+    out.mkdir(parents=True, exist_ok=True)
+    (out / f"{method}_seed{seed}.json").write_text(json.dumps(record, indent=2))
     return record
 
 
 def summarise() -> str:
-    records = [json.loads(p.read_text()) for p in sorted(RESULTS.glob("*.json"))]
+    records = [json.loads(p.read_text()) for p in sorted(RESULTS.parent.glob(f"{RESULTS.name}*/*.json"))]
     lines = ["| method | representation | digit linear | digit kNN | direction linear | direction kNN | seeds |", "|---|---|---|---|---|---|---|"]
-    for method in ("videomae", "sigma", "crossvideomae"):
-        runs = [r for r in records if r["method"] == method]
-        if not runs:
-            continue
+    budgets = sorted({(r["method"], r["steps"]) for r in records},
+                     key=lambda b: (("videomae", "sigma", "crossvideomae").index(b[0]), b[1]))
+    for method, steps in budgets:
+        runs = [r for r in records if r["method"] == method and r["steps"] == steps]
         for rep in REPS:
             cells = []
             for label in ("digit", "direction"):
@@ -69,7 +77,7 @@ def summarise() -> str:
                 cells.append(f"{statistics.mean(diffs):+.1f} ± {sd:.1f}")
         lines.append(f"| {method} | encoder − random encoder, same seed | " + " | ".join(cells) + f" | {len(runs)} |")
         walls = [r["wall_s"] for r in runs]
-        lines.append(f"| {method} | (wall per run: {statistics.mean(walls) / 60:.1f} min, {runs[0]['steps']} steps) | | | | | |")
+        lines.append(f"| {method} | (wall per run: {statistics.mean(walls) / 60:.1f} min, {steps} steps) | | | | | |")
     return "\n".join(lines)
 
 
