@@ -16,11 +16,13 @@ def _encoder(depth=3, dim=16):
     return TokenTransformer(6, TokenTransformerConfig(dim=dim, depth=depth, heads=2))
 
 
-def test_targets_are_in_average_ln_of_the_teachers_top_k_ffn_outputs():
-    """fairseq data2vec2.make_targets with instance_norm_target_layer and layer_norm_targets: IN each of the
-    top-K layers' FFN outputs over time, average, LN; computed here by hand from the teacher's blocks."""
+@pytest.mark.parametrize("layer_norm", ["instance", "layer"])
+def test_targets_are_in_average_ln_of_the_teachers_top_k_ffn_outputs(layer_norm):
+    """fairseq data2vec2.make_targets with instance_norm_target_layer (or layer_norm_target_layer) and
+    layer_norm_targets: IN (or LN) each of the top-K layers' FFN outputs, average, LN; computed here by hand
+    from the teacher's blocks."""
     enc = _encoder(depth=3)
-    obj = Data2VecObjective(enc, Data2VecConfig(top_k=2), seed=0)
+    obj = Data2VecObjective(enc, Data2VecConfig(top_k=2, target_layer_norm=layer_norm), seed=0)
     x = torch.randn(4, 10, 6)
     target, padding = obj.targets(x)
     assert padding is None and target.shape == (4, 10, 16)
@@ -32,7 +34,10 @@ def test_targets_are_in_average_ln_of_the_teachers_top_k_ffn_outputs():
         f = block.mlp(block.norm2(h))
         ffn.append(f)
         h = h + f
-    ref = sum(F.instance_norm(f.transpose(1, 2)).transpose(1, 2) for f in ffn[-2:]) / 2
+    if layer_norm == "instance":
+        ref = sum(F.instance_norm(f.transpose(1, 2)).transpose(1, 2) for f in ffn[-2:]) / 2
+    else:
+        ref = sum(F.layer_norm(f, f.shape[-1:]) for f in ffn[-2:]) / 2
     ref = F.layer_norm(ref, ref.shape[-1:])
     torch.testing.assert_close(target, ref, rtol=1e-4, atol=1e-5)
 

@@ -59,6 +59,10 @@ class Data2VecConfig(ComponentConfig):
         num_masks: masks per sample, the student's ``clone_batch`` (4; paper 16 images, 8 speech).
         top_k: teacher blocks averaged into the target (None: every block; paper 10 of 12 images, 8 of 12 speech).
         target: ``ffn`` (the FFN output before the residual, data2vec 2.0) or ``block`` (the residual stream).
+        target_layer_norm: how each block output is normalised before the average: ``instance`` (over the
+            tokens of its sample, per channel: fairseq's ``instance_norm_target_layer``, the paper's recipe for
+            every modality) or ``layer`` (over the channels of each token: ``layer_norm_target_layer``), for
+            samples of a few tokens, such as a node's hop tokens, whose mean over tokens carries what they say.
         layer_norm_targets: layer-normalise the averaged target (True, the image recipe).
         decoder_dim (64; paper 768), decoder_depth (2; paper 5 images, 4 speech), decoder_kernel (3; paper 3
             images, 7 speech), decoder_groups (4; paper 16): the convolutional decoder.
@@ -68,6 +72,7 @@ class Data2VecConfig(ComponentConfig):
     mask_ratio: float = Field(0.8, gt=0, lt=1)
     num_masks: int = Field(4, ge=1)
     top_k: int | None = Field(None, ge=1)
+    target_layer_norm: str = Field("instance", pattern="^(instance|layer)$")
     target: str = Field("ffn", pattern="^(ffn|block)$")
     layer_norm_targets: bool = True
     decoder_dim: int = Field(64, gt=0)
@@ -183,7 +188,10 @@ class Data2VecObjective(Objective):
         layers, self._captured = self._captured, []
         skip = prefix_tokens(self.teacher.module)
         padding = out.padding_mask
-        y = sum(instance_norm(layer[:, skip:], padding) for layer in layers) / len(layers)
+        if self.cfg.target_layer_norm == "instance":
+            y = sum(instance_norm(layer[:, skip:], padding) for layer in layers) / len(layers)
+        else:
+            y = sum(F.layer_norm(layer[:, skip:].float(), layer.shape[-1:]) for layer in layers) / len(layers)
         if self.cfg.layer_norm_targets:
             y = F.layer_norm(y, y.shape[-1:])
         return y, padding
