@@ -14,8 +14,8 @@ several initialisations, the "seed spread" a method has to beat.
     OMP_NUM_THREADS=1 .venv/bin/python benchmarks/speech_gain.py --steps 400 --methods tera --random-seeds 1,2 --skip-train
     OMP_NUM_THREADS=1 .venv/bin/python benchmarks/speech_gain.py --collect --random-seeds 1,2
 
-Runs go to ``runs/speech_gain/fsdd_<method>_s<seed>/``; the table (markdown) is printed and written to
-``runs/speech_gain/table.md``.
+Runs go to ``<out>/fsdd_<method>_s<seed>/`` (``--out``, default ``runs/speech_gain``); the table (markdown) is
+printed and written to ``<out>/table.md``. Each pretraining run prints its wall time (training + the probes).
 """
 
 from __future__ import annotations
@@ -24,6 +24,7 @@ import argparse
 import json
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -31,8 +32,11 @@ OMNISSL = str(Path(sys.executable).with_name("omnissl"))
 KEYS = [("digit", "linear"), ("digit", "knn"), ("speaker", "linear"), ("speaker", "knn")]
 
 
+OUT = ROOT / "runs" / "speech_gain"
+
+
 def out_dir(method: str, seed: int) -> Path:
-    return ROOT / "runs" / "speech_gain" / f"fsdd_{method}_s{seed}"
+    return OUT / f"fsdd_{method}_s{seed}"
 
 
 def train(method: str, seed: int, steps: int) -> None:
@@ -42,7 +46,9 @@ def train(method: str, seed: int, steps: int) -> None:
         "logging.progress=false",
     ]
     print(" ".join(cmd), flush=True)
+    start = time.perf_counter()
     subprocess.run(cmd, check=True, cwd=ROOT)
+    print(f"{method} seed {seed}: {steps} steps + probes in {time.perf_counter() - start:.0f} s wall time", flush=True)
 
 
 def evaluate(method: str, seed: int, probe_seed: int) -> None:
@@ -64,6 +70,7 @@ def rows(path: Path) -> dict[str, dict[tuple[str, str], float]]:
 
 
 def main() -> None:
+    global OUT
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--methods", default="tera,hubert,w2v_bert,wav2vec2")
     parser.add_argument("--steps", type=int, default=400)
@@ -71,7 +78,9 @@ def main() -> None:
     parser.add_argument("--random-seeds", default="", help="extra probe seeds for the random-encoder spread, e.g. 1,2")
     parser.add_argument("--skip-train", action="store_true", help="evaluate finished runs with --random-seeds, train nothing")
     parser.add_argument("--collect", action="store_true", help="only read finished runs and evaluations (train and evaluate nothing)")
+    parser.add_argument("--out", type=Path, default=OUT, help="folder of the runs and table.md (default runs/speech_gain)")
     args = parser.parse_args()
+    OUT = args.out.resolve()
     methods, seeds = args.methods.split(","), [int(s) for s in args.seeds.split(",")]
     extra = [int(s) for s in args.random_seeds.split(",") if s]
     if not (args.collect or args.skip_train):
@@ -107,8 +116,8 @@ def main() -> None:
                     lines.append(f"| {method} s{seed} | {name} | " + " | ".join(f"{values.get(k, float('nan')):.1f}" for k in KEYS) + " |")
     text = "\n".join(lines)
     print(text)
-    (ROOT / "runs" / "speech_gain").mkdir(parents=True, exist_ok=True)
-    (ROOT / "runs" / "speech_gain" / "table.md").write_text(text + "\n")
+    OUT.mkdir(parents=True, exist_ok=True)
+    (OUT / "table.md").write_text(text + "\n")
 
 
 if __name__ == "__main__":
