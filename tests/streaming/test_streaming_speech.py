@@ -160,3 +160,50 @@ def test_engine_trains_on_the_same_batches_either_way(wav_folder, tmp_path):
         losses[name] = [json.loads(line)["loss"] for line in open(tmp_path / name / "metrics.jsonl") if '"loss"' in line]
     assert len(losses["memory"]) == 6 and losses["memory"][0] != losses["memory"][-1]
     assert losses["lazy"] == pytest.approx(losses["memory"], rel=1e-4)
+
+
+def _assert_same_source(memory, lazy):
+    assert isinstance(lazy, LazySpeechSource) and not isinstance(memory, LazySpeechSource)
+    assert lazy.names == memory.names and lazy.classes == memory.classes
+    for name in memory.labels:
+        assert torch.equal(lazy.labels[name], memory.labels[name])
+    for name in memory.splits:
+        assert torch.equal(lazy.splits[name], memory.splits[name])
+    for name in memory.surface:
+        assert torch.equal(lazy.surface[name], memory.surface[name]), name
+    everything = torch.arange(memory.num_utterances)
+    _assert_same_batch(memory.gather(everything), lazy.gather(everything))
+
+
+def test_hf_dataset_streams_the_in_memory_batches(tmp_path):
+    """A saved DatasetDict (audio bytes, ClassLabel and string labels, its own splits) streamed from the cache
+    gives the in-memory source's names, classes, splits, surfaces and batches."""
+    pytest.importorskip("datasets")
+    from omnissl_speech.examples import write_hf_dataset
+
+    cfg = datasets.HFDatasetConfig(path=str(write_hf_dataset(tmp_path)), sample_rate=8000)
+    memory = datasets.hf_dataset_source(cfg.model_copy(update={"in_memory": True}))
+    lazy = datasets.hf_dataset_source(cfg.model_copy(update={"in_memory": False}))
+    _assert_same_source(memory, lazy)
+    assert "cache built now" in lazy.describe()
+
+
+def test_hf_dataset_cache_follows_the_saved_folder(tmp_path):
+    """The cache is reused while the folder is unchanged, and rebuilt when another dataset is saved over it."""
+    pytest.importorskip("datasets")
+    from datasets import Audio, Dataset, Features, Value
+
+    def save(n, seed):
+        paths = sorted(write_wavs(tmp_path / f"clips{seed}", n, seed=seed).glob("*.wav"))
+        rows = {"audio": [{"bytes": p.read_bytes(), "path": p.name} for p in paths], "label": ["a", "b"] * (n // 2)}
+        features = Features({"audio": {"bytes": Value("binary"), "path": Value("string")}, "label": Value("string")})
+        Dataset.from_dict(rows, features=features).cast_column("audio", Audio(decode=False)).save_to_disk(str(tmp_path / "ds"))
+
+    save(6, seed=0)
+    cfg = datasets.HFDatasetConfig(path=str(tmp_path / "ds"), sample_rate=8000, val_fraction=0.2, test_fraction=0.2, in_memory=False)
+    assert "cache built now" in datasets.hf_dataset_source(cfg).describe()
+    assert "cache reused" in datasets.hf_dataset_source(cfg).describe()
+    save(8, seed=9)
+    changed = datasets.hf_dataset_source(cfg)
+    assert "cache built now" in changed.describe() and changed.num_utterances == 8
+    _assert_same_source(datasets.hf_dataset_source(cfg.model_copy(update={"in_memory": True})), changed)

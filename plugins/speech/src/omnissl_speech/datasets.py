@@ -389,18 +389,25 @@ def _build(cfg: SpeechDataConfig, paths: list[Path], columns: dict[str, list[Any
     return _assemble(cfg, waves, kept, [p.name for p in paths], columns, split_of, seed, val, test)
 
 
-def _assemble(cfg: SpeechDataConfig, waves: list[Tensor], kept: list[int], names: list[str], columns: dict[str, list[Any]],
-              split_of: list[str] | None, seed: int, val: float, test: float, classes: dict[str, list[str]] | None = None) -> SpeechSource:
-    """The in-memory source from decoded ``waves`` (items ``kept`` of ``names``, ``columns`` and ``split_of``)."""
+def kept_labels_and_splits(kept: list[int], columns: dict[str, list[Any]], split_of: list[str] | None, seed: int, val: float, test: float,
+                           classes: dict[str, list[str]] | None = None) -> tuple[dict[str, Tensor], dict[str, Tensor], dict[str, list[str]]]:
+    """Labels, splits and class names of the items ``kept`` (the ones that decoded); ``classes`` names the columns
+    that already hold class indices (HF ``ClassLabel``), with their class names."""
     columns = {k: [v[i] for i in kept] for k, v in columns.items()}
     labels, found = _encode_labels({k: v for k, v in columns.items() if k not in (classes or {})})
     labels.update({k: torch.tensor([int(x) for x in columns[k]]) for k in classes or {}})
-    classes = {**found, **(classes or {})}
     if split_of is not None:
         split_of = [split_of[i] for i in kept]
         splits = {s: torch.tensor([i for i, x in enumerate(split_of) if x == s], dtype=torch.long) for s in ("train", "val", "test")}
     else:
-        splits = _random_splits(len(waves), val, test, seed)
+        splits = _random_splits(len(kept), val, test, seed)
+    return labels, splits, {**found, **(classes or {})}
+
+
+def _assemble(cfg: SpeechDataConfig, waves: list[Tensor], kept: list[int], names: list[str], columns: dict[str, list[Any]],
+              split_of: list[str] | None, seed: int, val: float, test: float, classes: dict[str, list[str]] | None = None) -> SpeechSource:
+    """The in-memory source from decoded ``waves`` (items ``kept`` of ``names``, ``columns`` and ``split_of``)."""
+    labels, splits, classes = kept_labels_and_splits(kept, columns, split_of, seed, val, test, classes)
     feats, surface = _featurise(waves, cfg)
     return SpeechSource(
         feats, _normalise_waves(waves) if cfg.keep_waveform else None, labels, splits, surface, cfg.sample_rate,
@@ -562,8 +569,6 @@ def hf_dataset_source(cfg: HFDatasetConfig, ctx: BuildContext | None = None) -> 
     """The audio column of a local HF ``datasets`` folder, decoded with soundfile; other columns become labels."""
     if not cfg.path:
         raise DataError("speech.hf_dataset: set data.path to a folder written by datasets' save_to_disk")
-    if cfg.in_memory is False:
-        raise DataError("speech.hf_dataset reads in memory; streaming it is not built yet. Export the audio files and a manifest and use speech.manifest with data.in_memory: false")
     folder = Path(os.path.expandvars(cfg.path)).expanduser()
     parts = _load_hf_audio(folder, cfg.audio_column)
     unknown = sorted(set(parts) - {"all", *HF_SPLITS})
@@ -575,6 +580,16 @@ def hf_dataset_source(cfg: HFDatasetConfig, ctx: BuildContext | None = None) -> 
     split_of = None if "all" in parts else [HF_SPLITS[name] for name, part in parts.items() for _ in range(part.num_rows)]
     names = [n for name, part in parts.items() for n in _hf_row_names(part, cfg.audio_column, name)]
     decoder = _HFDecode(list(parts.values()), cfg.audio_column, folder, cfg.sample_rate, cfg.max_seconds)
+    if cfg.in_memory is not True:
+        from omnissl_speech import lazy
+
+        # save_to_disk embeds each row's audio bytes (a row naming a file is read into the Arrow files), so the
+        # folder's own files are what the cache key must follow
+        files = sorted(p for p in folder.rglob("*") if p.is_file())
+        in_memory, decision = choose_in_memory(cfg.in_memory, lazy.estimated_bytes(files, cfg), cfg.memory_budget_gb)
+        if not in_memory:
+            return lazy.build_lazy(cfg, files, columns, split_of, str(folder), cfg.seed, cfg.val_fraction, cfg.test_fraction, decision,
+                                   decoder=decoder, names=names, classes=classes)
     waves, kept = decode_files(names, cfg.sample_rate, cfg.max_seconds, cfg.num_workers, str(folder), decoder)
     return _assemble(cfg, waves, kept, names, columns, split_of, cfg.seed, cfg.val_fraction, cfg.test_fraction, classes)
 

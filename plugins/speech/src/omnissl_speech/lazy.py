@@ -29,7 +29,7 @@ from torch import Tensor
 from omnissl import streaming
 from omnissl.errors import DataError
 from omnissl_speech.batch import SpeechBatch
-from omnissl_speech.datasets import SpeechDataConfig, _Decode, _encode_labels, _random_splits
+from omnissl_speech.datasets import SpeechDataConfig, _Decode, kept_labels_and_splits
 from omnissl_speech.features import FrameFeatures, mfcc_from_log_mel, normalise_utterance
 
 SURFACES = {"log-mel mean": "surface_mean", "log-mel mean+std": "surface_mean_std", "MFCC mean+std": "surface_mfcc"}
@@ -49,8 +49,9 @@ def _settings(cfg: SpeechDataConfig) -> dict[str, Any]:
     return {"sample_rate": cfg.sample_rate, "features": cfg.features.model_dump(), "max_seconds": cfg.max_seconds, "keep_waveform": cfg.keep_waveform}
 
 
-def _write_cache(folder: Path, paths: Sequence[Path], cfg: SpeechDataConfig, where: str) -> dict[str, Any]:
-    """One pass over ``paths``: frames, waveforms and surface rows appended to ``folder``; returns the metadata."""
+def _write_cache(folder: Path, decoder: _Decode, names: Sequence[str], cfg: SpeechDataConfig, where: str) -> dict[str, Any]:
+    """One pass over ``decoder``'s items (called ``names``): frames, waveforms and surface rows appended to
+    ``folder``; returns the metadata."""
     extractor = FrameFeatures(cfg.features, cfg.sample_rate)
     frames = streaming.PackedWriter(folder / "frames.f32", "float32", (cfg.features.n_mels,))
     waves = streaming.PackedWriter(folder / "waves.f32", "float32") if cfg.keep_waveform else None
@@ -59,10 +60,10 @@ def _write_cache(folder: Path, paths: Sequence[Path], cfg: SpeechDataConfig, whe
     total_sq = np.zeros_like(total)
     count = 0
     kept, bad = [], []
-    loader = torch.utils.data.DataLoader(_Decode(paths, cfg.sample_rate, cfg.max_seconds), batch_size=None, num_workers=cfg.num_workers, collate_fn=lambda x: x)
+    loader = torch.utils.data.DataLoader(decoder, batch_size=None, num_workers=cfg.num_workers, collate_fn=lambda x: x)
     for i, (wave, reason) in enumerate(loader):
         if wave is None:
-            bad.append(f"{paths[i].name} ({reason})")
+            bad.append(f"{names[i]} ({reason})")
             continue
         raw = extractor(wave)
         mfcc = mfcc_from_log_mel(raw)
@@ -85,7 +86,7 @@ def _write_cache(folder: Path, paths: Sequence[Path], cfg: SpeechDataConfig, whe
     return {
         "frames": frames.close(), "waves": waves.close() if waves is not None else None,
         "surfaces": {name: w.close() for name, w in surfaces.items()},
-        "mean": mean.tolist(), "std": std.tolist(), "skipped": bad, "files": len(paths),
+        "mean": mean.tolist(), "std": std.tolist(), "skipped": bad, "files": len(names),
     }
 
 
@@ -179,10 +180,17 @@ class LazySpeechSource:
 
 
 def build_lazy(cfg: SpeechDataConfig, paths: list[Path], columns: dict[str, list[Any]], split_of: list[str] | None, where: str,
-               seed: int, val: float, test: float, decision: str) -> LazySpeechSource:
-    """The lazy counterpart of ``datasets._build``: same kept files, labels and splits, features from the cache."""
+               seed: int, val: float, test: float, decision: str, decoder: _Decode | None = None, names: list[str] | None = None,
+               classes: dict[str, list[str]] | None = None) -> LazySpeechSource:
+    """The lazy counterpart of ``datasets._build``: same kept files, labels and splits, features from the cache.
+
+    ``decoder`` and ``names``: items that are not one file each (the rows of a HF datasets folder, named for
+    warnings); ``paths`` are then the files the cache key follows. ``classes``: columns already holding class
+    indices, with their names."""
+    names = [p.name for p in paths] if names is None else names
+    decoder = decoder if decoder is not None else _Decode(paths, cfg.sample_rate, cfg.max_seconds)
     folder, meta, built = streaming.open_or_build(
-        "speech", streaming.file_fingerprint(paths), _settings(cfg), lambda tmp: _write_cache(tmp, paths, cfg, where), cfg.cache_dir
+        "speech", streaming.file_fingerprint(paths), _settings(cfg), lambda tmp: _write_cache(tmp, decoder, names, cfg, where), cfg.cache_dir
     )
     # the in-memory path decodes through a DataLoader whose iterator draws one base seed from the global RNG;
     # the same draw here (the cache build itself never moves it) keeps the model a seed initialises equal
@@ -192,12 +200,6 @@ def build_lazy(cfg: SpeechDataConfig, paths: list[Path], columns: dict[str, list
         bad = meta["skipped"]
         shown = ", ".join(bad[:10]) + (f", and {len(bad) - 10} more" if len(bad) > 10 else "")
         warnings.warn(f"{where}: skipped {len(bad)} of {meta['files']} audio files: {shown}", stacklevel=3)
-    columns = {k: [v[i] for i in kept] for k, v in columns.items()}
-    labels, classes = _encode_labels(columns)
-    if split_of is not None:
-        split_of = [split_of[i] for i in kept]
-        splits = {s: torch.tensor([i for i, x in enumerate(split_of) if x == s], dtype=torch.long) for s in ("train", "val", "test")}
-    else:
-        splits = _random_splits(len(kept), val, test, seed)
+    labels, splits, classes = kept_labels_and_splits(kept, columns, split_of, seed, val, test, classes)
     decision = f"{decision}; cache {'built now' if built else 'reused'}"
-    return LazySpeechSource(folder, meta, cfg, labels, splits, [paths[i].name for i in kept], classes, decision)
+    return LazySpeechSource(folder, meta, cfg, labels, splits, [names[i] for i in kept], classes, decision)
