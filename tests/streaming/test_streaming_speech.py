@@ -29,24 +29,29 @@ def _assert_same_batch(a, b, atol=1e-5):
         assert torch.equal(b.waveform_lengths, a.waveform_lengths)
 
 
-@pytest.mark.parametrize("normalise", ["global", "utterance"])
-def test_lazy_folder_gives_the_in_memory_batches(wav_folder, normalise):
-    features = {"normalise": normalise}
-    memory = _folder(wav_folder, in_memory=True, features=features, pretrain_split="train")
-    lazy = _folder(wav_folder, in_memory=False, features=features, pretrain_split="train")
+def _assert_same_source(memory, lazy):
     assert isinstance(lazy, LazySpeechSource) and not isinstance(memory, LazySpeechSource)
-    assert len(lazy) == len(memory) and lazy.names == memory.names and lazy.feature_dim == memory.feature_dim
+    assert lazy.names == memory.names and lazy.classes == memory.classes
     for name in memory.labels:
         assert torch.equal(lazy.labels[name], memory.labels[name])
     for name in memory.splits:
         assert torch.equal(lazy.splits[name], memory.splits[name])
     for name in memory.surface:
         assert torch.equal(lazy.surface[name], memory.surface[name]), name
+    everything = torch.arange(memory.num_utterances)
+    _assert_same_batch(memory.gather(everything), lazy.gather(everything))  # what probes read, in batches
+
+
+@pytest.mark.parametrize("normalise", ["global", "utterance"])
+def test_lazy_folder_gives_the_in_memory_batches(wav_folder, normalise):
+    features = {"normalise": normalise}
+    memory = _folder(wav_folder, in_memory=True, features=features, pretrain_split="train")
+    lazy = _folder(wav_folder, in_memory=False, features=features, pretrain_split="train")
+    _assert_same_source(memory, lazy)
+    assert len(lazy) == len(memory) and lazy.feature_dim == memory.feature_dim
     perm = torch.randperm(len(memory), generator=torch.Generator().manual_seed(1))
     for chunk in perm.split(7):  # a short last batch too
         _assert_same_batch(memory.batch(chunk), lazy.batch(chunk))
-    everything = torch.arange(memory.num_utterances)
-    _assert_same_batch(memory.gather(everything), lazy.gather(everything))  # what probes read, in batches
     assert "streamed from the feature cache" in lazy.describe()
 
 
@@ -160,19 +165,6 @@ def test_engine_trains_on_the_same_batches_either_way(wav_folder, tmp_path):
         losses[name] = [json.loads(line)["loss"] for line in open(tmp_path / name / "metrics.jsonl") if '"loss"' in line]
     assert len(losses["memory"]) == 6 and losses["memory"][0] != losses["memory"][-1]
     assert losses["lazy"] == pytest.approx(losses["memory"], rel=1e-4)
-
-
-def _assert_same_source(memory, lazy):
-    assert isinstance(lazy, LazySpeechSource) and not isinstance(memory, LazySpeechSource)
-    assert lazy.names == memory.names and lazy.classes == memory.classes
-    for name in memory.labels:
-        assert torch.equal(lazy.labels[name], memory.labels[name])
-    for name in memory.splits:
-        assert torch.equal(lazy.splits[name], memory.splits[name])
-    for name in memory.surface:
-        assert torch.equal(lazy.surface[name], memory.surface[name]), name
-    everything = torch.arange(memory.num_utterances)
-    _assert_same_batch(memory.gather(everything), lazy.gather(everything))
 
 
 def test_hf_dataset_streams_the_in_memory_batches(tmp_path):
