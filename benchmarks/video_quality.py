@@ -26,12 +26,12 @@ from pathlib import Path
 import torch
 
 RESULTS = Path("benchmarks/results/video_quality")
+REPS = ["encoder", "random encoder", "raw pixels (time mean, 8x8)", "raw pixels (4 frames, 8x8)"]
 
 
 def results_dir(steps: int, tag: str = "") -> Path:
     """400 steps of the shipped config (the shared table) keep the original folder; other budgets and variants get their own."""
     return RESULTS.with_name(RESULTS.name + (f"_{steps}steps" if steps != 400 else "") + (f"_{tag}" if tag else ""))
-REPS = ["encoder", "random encoder", "raw pixels (time mean, 8x8)", "raw pixels (4 frames, 8x8)"]
 
 
 def run(method: str, seed: int, steps: int, epochs: int, out_root: Path, extra: list[str] = (), tag: str = "") -> dict:
